@@ -1,0 +1,24 @@
+// llmesh-rag: collections, ingest and retrieval.
+#include "llmesh/rpc/service_main.h"
+#include "llmesh/v1/rag.grpc.pb.h"
+
+namespace {
+
+// Methods not yet overridden answer UNIMPLEMENTED (see the issue tracker).
+class Module : public llmesh::rpc::ServiceModule {
+ public:
+  absl::Status Init(const llmesh::Config&, llmesh::rpc::ServerRunner& runner) override {
+    runner.AddService(&service_, llmesh::v1::RagService::service_full_name());
+    return absl::OkStatus();
+  }
+
+ private:
+  llmesh::v1::RagService::Service service_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Module module;
+  return llmesh::rpc::RunService(argc, argv, "rag", "127.0.0.1:50053", module);
+}
