@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "subprocess.h"
+#include "service_process.h"
 
 namespace llmesh::testing {
 namespace {

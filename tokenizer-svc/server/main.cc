@@ -1,19 +1,32 @@
-// llmesh-tokenizer: tokenization, detokenization and chat templates.
+// llmesh-tokenizer: tokenization, detokenization and chat templates for the
+// GGUF models in a directory.
 #include "llmesh/rpc/service_main.h"
-#include "llmesh/v1/tokenizer.grpc.pb.h"
+#include "spdlog/spdlog.h"
+#include "tokenizer_service.h"
 
 namespace {
 
-// Methods not yet overridden answer UNIMPLEMENTED (see the issue tracker).
 class Module : public llmesh::rpc::ServiceModule {
  public:
-  absl::Status Init(const llmesh::Config&, llmesh::rpc::ServerRunner& runner) override {
-    runner.AddService(&service_, llmesh::v1::TokenizerService::service_full_name());
+  std::vector<llmesh::OptionSpec> Options() const override {
+    return {{"model_dir", "models", "Directory of GGUF files; models are addressed by file name"},
+            {"preload", "", "Comma-separated model names to load at start-up (others load on first use)"}};
+  }
+
+  absl::Status Init(const llmesh::Config& config, llmesh::rpc::ServerRunner& runner) override {
+    registry_ = std::make_unique<llmesh::tokenizer::TokenizerRegistry>(config.GetString("model_dir"));
+    for (const auto& name : config.GetList("preload")) {
+      if (auto tok = registry_->Get(name); !tok.ok()) return tok.status();
+      spdlog::info("event=model_loaded model={}", name);
+    }
+    service_ = std::make_unique<llmesh::tokenizer::TokenizerServiceImpl>(*registry_);
+    runner.AddService(service_.get(), llmesh::v1::TokenizerService::service_full_name());
     return absl::OkStatus();
   }
 
  private:
-  llmesh::v1::TokenizerService::Service service_;
+  std::unique_ptr<llmesh::tokenizer::TokenizerRegistry> registry_;
+  std::unique_ptr<llmesh::tokenizer::TokenizerServiceImpl> service_;
 };
 
 }  // namespace

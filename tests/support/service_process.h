@@ -1,9 +1,6 @@
-// Child processes for integration tests: start a binary, wait for the port it
-// bound (--port-file), signal it, reap it. A Subprocess still running when
-// destroyed is killed, so a failing test leaves nothing behind.
+// Service processes for integration tests: start a service binary on an
+// ephemeral 127.0.0.1 port, wait for it, health-check it over grpc.health.v1.
 #pragma once
-
-#include <sys/types.h>
 
 #include <memory>
 #include <string>
@@ -11,28 +8,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "llmesh/common/subprocess.h"
 
 namespace llmesh::testing {
 
-class Subprocess {
- public:
-  // argv[0] is the program path. stdout/stderr go to `log_path` when given.
-  static absl::StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
-                                                          const std::string& log_path = "");
-  ~Subprocess();
-
-  pid_t pid() const { return pid_; }
-  bool running();
-  void Signal(int sig);
-  // Exit code, or 128 + signal number if killed; DeadlineExceeded if still running.
-  absl::StatusOr<int> Wait(absl::Duration timeout);
-
- private:
-  explicit Subprocess(pid_t pid) : pid_(pid) {}
-  pid_t pid_;
-  bool reaped_ = false;
-  int exit_code_ = -1;
-};
+using ::llmesh::Subprocess;
 
 // A service binary listening on an ephemeral 127.0.0.1 port.
 struct Service {

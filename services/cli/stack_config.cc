@@ -1,0 +1,82 @@
+#include "stack_config.h"
+
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "yaml-cpp/yaml.h"
+
+namespace llmesh::cli {
+namespace fs = std::filesystem;
+namespace {
+
+std::string Scalar(const YAML::Node& root, const char* section, const char* key, const std::string& def) {
+  YAML::Node sec = root[section];
+  if (!sec || !sec.IsMap()) return def;
+  YAML::Node v = sec[key];
+  return v && v.IsScalar() ? v.Scalar() : def;
+}
+
+absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& listen, const std::string& what) {
+  auto colon = listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port <= 0 || port > 65535)
+    return absl::InvalidArgumentError(absl::StrCat(what, ".listen '", listen, "' is not host:port"));
+  return std::make_pair(listen.substr(0, colon), port);
+}
+
+}  // namespace
+
+absl::StatusOr<StackConfig> LoadStackConfig(const std::string& path, const std::string& model_dir_override,
+                                            int replicas_override, const std::string& default_model_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return absl::NotFoundError(absl::StrCat("cannot read stack config '", path, "'"));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("stack config '", path, "': ", e.what()));
+  }
+  StackConfig cfg;
+  cfg.config_path = fs::absolute(path).string();
+  cfg.model = Scalar(root, "common", "model", "stories260K");
+  cfg.model_dir = !model_dir_override.empty() ? model_dir_override
+                                              : Scalar(root, "common", "model_dir", "");
+  if (cfg.model_dir.empty()) cfg.model_dir = default_model_dir;
+  if (!cfg.model_dir.empty()) cfg.model_dir = fs::absolute(cfg.model_dir).lexically_normal().string();
+  cfg.run_dir = fs::absolute(Scalar(root, "stack", "run_dir", "run")).string();
+  if (!absl::SimpleAtoi(Scalar(root, "stack", "engine_replicas", "2"), &cfg.engine_replicas))
+    return absl::InvalidArgumentError("stack.engine_replicas must be an integer");
+  if (replicas_override > 0) cfg.engine_replicas = replicas_override;
+  if (cfg.engine_replicas < 1 || cfg.engine_replicas > 8)
+    return absl::InvalidArgumentError("stack.engine_replicas must be in 1..8");
+  if (!absl::ParseDuration(Scalar(root, "stack", "ready_timeout", "60s"), &cfg.ready_timeout))
+    return absl::InvalidArgumentError("stack.ready_timeout must be a duration such as 60s");
+
+  struct Def { const char* section; const char* binary; const char* service; const char* listen; };
+  const Def defs[] = {
+      {"tokenizer", "llmesh-tokenizer", "llmesh.v1.TokenizerService", "127.0.0.1:50051"},
+      {"engine", "llmesh-engine", "llmesh.v1.EngineService", "127.0.0.1:50052"},
+      {"rag", "llmesh-rag", "llmesh.v1.RagService", "127.0.0.1:50060"},
+      {"agent", "llmesh-agent", "llmesh.v1.AgentService", "127.0.0.1:50061"},
+      {"gateway", "llmesh-gateway", "llmesh.v1.Gateway", "0.0.0.0:50050"},
+  };
+  for (const Def& d : defs) {
+    auto hp = SplitHostPort(Scalar(root, d.section, "listen", d.listen), d.section);
+    if (!hp.ok()) return hp.status();
+    int copies = std::string(d.section) == "engine" ? cfg.engine_replicas : 1;
+    for (int i = 0; i < copies; ++i) {
+      StackProcess p;
+      p.section = d.section;
+      p.name = copies > 1 ? absl::StrCat(d.section, "-", i + 1) : d.section;
+      p.binary = d.binary;
+      p.host = hp->first;
+      p.port = hp->second + i;
+      p.health_service = d.service;
+      cfg.processes.push_back(p);
+    }
+  }
+  return cfg;
+}
+
+}  // namespace llmesh::cli

@@ -1,0 +1,38 @@
+// The stack file (deploy/llmesh.yaml) as the launcher sees it: which
+// processes to start, where, with which model.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace llmesh::cli {
+
+struct StackProcess {
+  std::string name;      // "engine-1"; also the log and port file stem
+  std::string section;   // config section: "engine"
+  std::string binary;    // "llmesh-engine"
+  std::string host;
+  int port = 0;
+  std::string health_service;  // full gRPC service name it must report SERVING
+  std::string address() const { return host + ":" + std::to_string(port); }
+};
+
+struct StackConfig {
+  std::string config_path;  // absolute
+  std::string model_dir;    // absolute, resolved
+  std::string model;
+  std::string run_dir;
+  int engine_replicas = 2;
+  absl::Duration ready_timeout = absl::Seconds(60);
+  std::vector<StackProcess> processes;  // in start order
+};
+
+// Reads the stack file; `model_dir_override` / `replicas_override` (when set)
+// win over the file. `default_model_dir` is used when neither names one.
+absl::StatusOr<StackConfig> LoadStackConfig(const std::string& path, const std::string& model_dir_override,
+                                            int replicas_override, const std::string& default_model_dir);
+
+}  // namespace llmesh::cli
