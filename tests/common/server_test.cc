@@ -7,7 +7,7 @@
 
 #include "llmesh/rpc/channel.h"
 #include "llmesh/v1/tokenizer.grpc.pb.h"
-#include "subprocess.h"
+#include "service_process.h"
 
 namespace llmesh::rpc {
 namespace {

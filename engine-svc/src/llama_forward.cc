@@ -1,0 +1,313 @@
+// The llama-family graph (llama and qwen2 differ only in the QKV biases and
+// the RoPE pairing, both read from the model), run over a whole Batch:
+//
+//   x = token_embd[tokens]                                    (T, n_embd)
+//   per layer:
+//     xb = rms_norm(x) * attn_norm
+//     q, k, v = xb @ Wq, Wk, Wv (+ biases);  rope(q, k) at each token's pos
+//     kv[seq][layer][pos] = k, v
+//     att = softmax(q k^T / sqrt(hd)) v   over the token's own sequence
+//     x += att @ Wo
+//     xb = rms_norm(x) * ffn_norm
+//     x += (silu(xb @ Wgate) * (xb @ Wup)) @ Wdown
+//   out = rms_norm(x[outputs]) * output_norm  (@ output for logits)
+//
+// RoPE angles follow ggml (repeated multiplication) so the logits match
+// llama.cpp closely, not just the reference.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <unordered_map>
+
+#include "absl/strings/str_format.h"
+#include "llmesh/engine/forward.h"
+#include "llmesh/engine/ops.h"
+
+namespace llmesh::engine {
+namespace {
+
+// Below this many tokens an elementwise step runs on the calling thread: a
+// parallel region costs more than the work in single-token decode.
+constexpr int32_t kParallelTokens = 4;
+constexpr int64_t kParallelAttentionWork = 64 * 1024;
+// Multiply-adds below which a matmul stays on the calling thread (a 64x172
+// stories260K matrix for one token is 11K: pure synchronisation overhead).
+constexpr int64_t kParallelMatMulWork = 256 * 1024;
+
+// Rotates the first n_rot dims of every head in `x` (n_heads * head_dim
+// floats) by the angles whose cos/sin are in cs (n_rot/2 pairs).
+void ApplyRope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, RopeType type,
+               const float* cs) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < n_rot / 2; ++i) {
+      const float c = cs[2 * i], s = cs[2 * i + 1];
+      // NORM pairs adjacent dims; NEOX pairs dim i with dim i + n_rot/2.
+      const int64_t a = type == RopeType::kNorm ? 2 * i : i;
+      const int64_t b = type == RopeType::kNorm ? 2 * i + 1 : i + n_rot / 2;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x0 * s + x1 * c;
+    }
+  }
+}
+
+// cos/sin of the RoPE angles at `pos`, as ggml_rope_cache_init computes them:
+// theta_i = pos * freq_scale * base^(-2i/n_rot) / factor_i.
+void RopeCosSin(const ModelParams& hp, const float* freq_factors, int32_t pos, float* cs) {
+  const float theta_scale = std::pow(hp.rope_freq_base, -2.0f / static_cast<float>(hp.n_rot));
+  float theta = static_cast<float>(pos);
+  for (int64_t i = 0; i < hp.n_rot / 2; ++i) {
+    const float ff = freq_factors ? freq_factors[i] : 1.0f;
+    const float t = hp.rope_freq_scale * (theta / ff);
+    cs[2 * i] = std::cos(t);
+    cs[2 * i + 1] = std::sin(t);
+    theta *= theta_scale;
+  }
+}
+
+void AddBias(float* y, const float* b, int64_t n_tok, int64_t n) {
+  if (b == nullptr) return;
+  for (int64_t t = 0; t < n_tok; ++t) {
+    for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
+  }
+}
+
+}  // namespace
+
+std::span<const float> ForwardOutput::ForBatchEntry(int32_t b) const {
+  auto it = std::lower_bound(batch_index.begin(), batch_index.end(), b);
+  if (it == batch_index.end() || *it != b) return {};
+  return Row(static_cast<int32_t>(it - batch_index.begin()));
+}
+
+std::unique_ptr<KvCache> MakeKvCache(const Model& model, int32_t n_ctx, int32_t max_seqs) {
+  const ModelParams& hp = model.params();
+  return std::make_unique<ContiguousKvCache>(hp.n_layer, hp.n_embd_k_gqa(), hp.n_embd_v_gqa(),
+                                             n_ctx, /*span_size=*/256, max_seqs);
+}
+
+ForwardContext::ForwardContext(const Model& model, ThreadPool& pool, int32_t n_ubatch)
+    : model_(model), pool_(pool), n_ubatch_(std::max(1, n_ubatch)) {}
+
+void ForwardContext::Mm(const WeightView& w, const float* x, int64_t n_tok, float* y) {
+  const bool small = n_tok * w.n_in * w.n_out < kParallelMatMulWork;
+  MatMul(small ? serial_ : pool_, w, x, n_tok, y);
+}
+
+void ForwardContext::Reserve(int32_t n_tokens) {
+  const ModelParams& hp = model_.params();
+  const size_t T = static_cast<size_t>(n_tokens);
+  auto grow = [](std::vector<float>& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+  };
+  grow(x_, T * hp.n_embd);
+  grow(xb_, T * hp.n_embd);
+  grow(xb2_, T * hp.n_embd);
+  grow(q_, T * hp.n_embd_q());
+  grow(k_, T * hp.n_embd_k_gqa());
+  grow(v_, T * hp.n_embd_v_gqa());
+  grow(att_, T * hp.n_head * hp.n_embd_head_v);
+  grow(hb_, T * hp.n_ff);
+  grow(hb2_, T * hp.n_ff);
+  grow(rope_cs_, T * hp.n_rot);
+}
+
+absl::Status ForwardContext::Decode(const Batch& batch, KvCache& kv, ForwardOutput* out,
+                                    OutputKind kind) {
+  const ModelParams& hp = model_.params();
+  if (auto s = batch.Validate(hp.n_vocab, kv.n_ctx()); !s.ok()) return s;
+  if (kv.n_layer() != hp.n_layer || kv.n_embd_k() != hp.n_embd_k_gqa() ||
+      kv.n_embd_v() != hp.n_embd_v_gqa()) {
+    return absl::InvalidArgumentError("KV cache geometry does not match the model");
+  }
+
+  // Per sequence: positions consecutive from a start no later than the
+  // cached length, so every position a token attends to is filled.
+  struct SeqRange {
+    int32_t first = -1, last = -1;
+  };
+  std::unordered_map<SeqId, SeqRange> ranges;
+  for (int32_t i = 0; i < batch.n_tokens(); ++i) {
+    SeqRange& r = ranges[batch.seq_id[i]];
+    const int32_t p = batch.pos[i];
+    if (r.first < 0) {
+      const int32_t len = kv.SeqLength(batch.seq_id[i]);
+      if (p > len) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "batch token %d: sequence %d starts at position %d but holds only %d", i,
+            batch.seq_id[i], p, len));
+      }
+      r.first = p;
+    } else if (p != r.last + 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "batch token %d: sequence %d position %d does not follow %d", i, batch.seq_id[i], p,
+          r.last));
+    }
+    r.last = p;
+  }
+  for (const auto& [seq, r] : ranges) {
+    if (auto s = kv.Prepare(seq, r.last + 1); !s.ok()) return s;
+  }
+
+  if (scores_ctx_ < kv.n_ctx() || scores_.size() < static_cast<size_t>(pool_.n_threads()) * kv.n_ctx()) {
+    scores_ctx_ = kv.n_ctx();
+    scores_.assign(static_cast<size_t>(pool_.n_threads()) * scores_ctx_, 0.0f);
+  }
+  const int32_t n_out = batch.n_outputs();
+  out_hidden_.resize(static_cast<size_t>(n_out) * hp.n_embd);
+  out->kind = kind;
+  out->batch_index.clear();
+  for (int32_t begin = 0; begin < batch.n_tokens(); begin += n_ubatch_) {
+    RunChunk(batch, begin, std::min(batch.n_tokens(), begin + n_ubatch_), kv);
+  }
+  for (int32_t i = 0; i < batch.n_tokens(); ++i) {
+    if (batch.output[i]) out->batch_index.push_back(i);
+  }
+
+  if (kind == OutputKind::kEmbeddings) {
+    out->width = hp.n_embd;
+    out->data.assign(out_hidden_.begin(), out_hidden_.end());
+    return absl::OkStatus();
+  }
+  out->width = hp.n_vocab;
+  out->data.resize(static_cast<size_t>(n_out) * hp.n_vocab);
+  if (n_out > 0) Mm(model_.output(), out_hidden_.data(), n_out, out->data.data());
+  return absl::OkStatus();
+}
+
+void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, KvCache& kv) {
+  const ModelParams& hp = model_.params();
+  const int32_t T = end - begin;
+  Reserve(T);
+  const int64_t n_embd = hp.n_embd;
+  const int64_t n_q = hp.n_embd_q(), n_k = hp.n_embd_k_gqa(), n_v = hp.n_embd_v_gqa();
+  const int64_t n_ff = hp.n_ff;
+  const float eps = hp.f_norm_rms_eps;
+
+  // Elementwise steps over the chunk's tokens, parallel only when it pays.
+  auto for_tokens = [&](const std::function<void(int32_t)>& fn) {
+    if (T < kParallelTokens) {
+      for (int32_t t = 0; t < T; ++t) fn(t);
+    } else {
+      pool_.ParallelFor(T, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) fn(static_cast<int32_t>(t));
+      });
+    }
+  };
+
+  // Token embeddings and each token's RoPE angles (shared by all layers).
+  for_tokens([&](int32_t t) {
+    DequantizeWeightRow(model_.tok_embd(), batch.token[begin + t], x_.data() + t * n_embd);
+    RopeCosSin(hp, model_.rope_freq_factors(), batch.pos[begin + t],
+               rope_cs_.data() + static_cast<size_t>(t) * hp.n_rot);
+  });
+
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const LayerWeights& L = model_.layers()[il];
+
+    // ---- attention ----
+    for_tokens([&](int32_t t) {
+      rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.attn_norm, n_embd, eps);
+    });
+    Mm(L.wq, xb_.data(), T, q_.data());
+    Mm(L.wk, xb_.data(), T, k_.data());
+    Mm(L.wv, xb_.data(), T, v_.data());
+    AddBias(q_.data(), L.bq, T, n_q);
+    AddBias(k_.data(), L.bk, T, n_k);
+    AddBias(v_.data(), L.bv, T, n_v);
+    for_tokens([&](int32_t t) {
+      const float* cs = rope_cs_.data() + static_cast<size_t>(t) * hp.n_rot;
+      ApplyRope(q_.data() + t * n_q, hp.n_head, hp.n_embd_head_k, hp.n_rot, hp.rope_type, cs);
+      ApplyRope(k_.data() + t * n_k, hp.n_head_kv, hp.n_embd_head_k, hp.n_rot, hp.rope_type, cs);
+    });
+    // K/V of the whole chunk go in before any attention, so prefill tokens
+    // see the earlier tokens of their own batch.
+    for (int32_t t = 0; t < T; ++t) {
+      const SeqId s = batch.seq_id[begin + t];
+      const int32_t p = batch.pos[begin + t];
+      std::copy_n(k_.data() + t * n_k, n_k, kv.KRow(s, il, p));
+      std::copy_n(v_.data() + t * n_v, n_v, kv.VRow(s, il, p));
+    }
+    Attention(batch, begin, T, il, kv);
+    Mm(L.wo, att_.data(), T, xb2_.data());
+    add(x_.data(), x_.data(), xb2_.data(), static_cast<int64_t>(T) * n_embd);
+
+    // ---- feed-forward (SwiGLU) ----
+    for_tokens([&](int32_t t) {
+      rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.ffn_norm, n_embd, eps);
+    });
+    Mm(L.w_gate, xb_.data(), T, hb_.data());
+    Mm(L.w_up, xb_.data(), T, hb2_.data());
+    for_tokens([&](int32_t t) {
+      float* g = hb_.data() + static_cast<size_t>(t) * n_ff;
+      swiglu(g, g, hb2_.data() + static_cast<size_t>(t) * n_ff, n_ff);
+    });
+    Mm(L.w_down, hb_.data(), T, xb2_.data());
+    add(x_.data(), x_.data(), xb2_.data(), static_cast<int64_t>(T) * n_embd);
+  }
+
+  // Final norm of the output tokens only; rows land in batch order.
+  int32_t row = 0;
+  for (int32_t i = 0; i < begin; ++i) row += batch.output[i] != 0;
+  for (int32_t t = 0; t < T; ++t) {
+    if (!batch.output[begin + t]) continue;
+    rms_norm(out_hidden_.data() + static_cast<size_t>(row) * n_embd, x_.data() + t * n_embd,
+             model_.output_norm(), n_embd, eps);
+    ++row;
+  }
+}
+
+void ForwardContext::Attention(const Batch& batch, int32_t begin, int32_t T, int64_t il,
+                               const KvCache& kv) {
+  const ModelParams& hp = model_.params();
+  const int64_t hd_k = hp.n_embd_head_k, hd_v = hp.n_embd_head_v;
+  const int64_t n_q = hp.n_embd_q();
+  const int64_t n_att = hp.n_head * hd_v;
+  const int64_t n_gqa = hp.n_gqa();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd_k));
+  const int32_t span = kv.span_size();
+  const int64_t n_tasks = static_cast<int64_t>(T) * hp.n_head;
+
+  auto task = [&](int64_t idx, float* scores) {
+    const int32_t t = static_cast<int32_t>(idx / hp.n_head);
+    const int64_t h = idx % hp.n_head;
+    const int64_t kvh = h / n_gqa;  // GQA: n_gqa query heads share one K/V head
+    const SeqId seq = batch.seq_id[begin + t];
+    const int32_t n_kv = batch.pos[begin + t] + 1;  // causal: positions [0, pos]
+    const float* q = q_.data() + t * n_q + h * hd_k;
+    float* o = att_.data() + t * n_att + h * hd_v;
+
+    // Hot loop: q . k for every cached position, a span at a time.
+    for (int32_t p0 = 0; p0 < n_kv; p0 += span) {
+      const KvSpan sp = kv.Span(seq, il, p0, std::min(span, n_kv - p0));
+      for (int32_t r = 0; r < sp.n; ++r) {
+        const float s = dot_f32(q, sp.k + r * sp.k_stride + kvh * hd_k, hd_k) * scale;
+        scores[p0 + r] = s;
+      }
+    }
+    softmax(scores, n_kv);
+    std::fill_n(o, hd_v, 0.0f);
+    for (int32_t p0 = 0; p0 < n_kv; p0 += span) {
+      const KvSpan sp = kv.Span(seq, il, p0, std::min(span, n_kv - p0));
+      for (int32_t r = 0; r < sp.n; ++r) {
+        axpy(o, scores[p0 + r], sp.v + r * sp.v_stride + kvh * hd_v, hd_v);
+      }
+    }
+  };
+
+  // Work in multiply-adds; small decode steps stay on the calling thread.
+  int64_t work = 0;
+  for (int32_t t = 0; t < T; ++t) work += (batch.pos[begin + t] + 1) * hp.n_head * (hd_k + hd_v);
+  if (work < kParallelAttentionWork || pool_.n_threads() == 1) {
+    for (int64_t i = 0; i < n_tasks; ++i) task(i, scores_.data());
+    return;
+  }
+  // Interleaved so causal prefill (later tokens cost more) spreads evenly.
+  pool_.Run([&](int ith, int nth) {
+    float* scores = scores_.data() + static_cast<size_t>(ith) * scores_ctx_;
+    for (int64_t i = ith; i < n_tasks; i += nth) task(i, scores);
+  });
+}
+
+}  // namespace llmesh::engine

@@ -1,0 +1,233 @@
+// Model loader: binds GGUF tensors to the llama/qwen2 layer structure and
+// rejects any file whose tensors disagree with its hyperparameters.
+#include "llmesh/engine/model.h"
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "llmesh/engine/quants.h"
+#include "spdlog/spdlog.h"
+
+namespace llmesh::engine {
+namespace {
+
+std::string ShapeString(const gguf::TensorInfo& t) {
+  std::string s = "[";
+  for (int i = 0; i < t.n_dims; ++i) absl::StrAppend(&s, i ? ", " : "", t.ne[i]);
+  return s + "]";
+}
+
+// Looks up `name` and checks it is exactly (ne0) or (ne0, ne1).
+absl::StatusOr<const gguf::TensorInfo*> Expect(const gguf::GgufFile& f, const std::string& name,
+                                               int64_t ne0, int64_t ne1, bool required = true) {
+  const gguf::TensorInfo* t = f.FindTensor(name);
+  if (t == nullptr) {
+    if (!required) return nullptr;
+    return absl::InvalidArgumentError(absl::StrCat("missing tensor '", name, "'"));
+  }
+  const bool is_1d = ne1 == 0;
+  const bool ok = is_1d ? (t->ne[0] == ne0 && t->n_rows() == 1)
+                        : (t->ne[0] == ne0 && t->ne[1] == ne1 && t->ne[2] == 1 && t->ne[3] == 1);
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "tensor '%s' has shape %s, expected %s", name, ShapeString(*t),
+        is_1d ? absl::StrCat("[", ne0, "]") : absl::StrCat("[", ne0, ", ", ne1, "]")));
+  }
+  return t;
+}
+
+absl::StatusOr<const float*> ExpectF32Vector(const gguf::GgufFile& f, const std::string& name,
+                                             int64_t n, bool required = true) {
+  auto t = Expect(f, name, n, 0, required);
+  if (!t.ok()) return t.status();
+  if (*t == nullptr) return nullptr;
+  if ((*t)->type != gguf::GgmlType::kF32) {
+    // Norms and biases are F32 in every converter and quantizer output; a
+    // different type means a file we do not understand.
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' must be F32, is ",
+                                                   std::string(gguf::ggml_type_name((*t)->type))));
+  }
+  if (reinterpret_cast<uintptr_t>((*t)->data) % alignof(float) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' data is misaligned"));
+  }
+  return reinterpret_cast<const float*>((*t)->data);
+}
+
+absl::StatusOr<WeightView> ExpectMatrix(const gguf::GgufFile& f, const std::string& name,
+                                        int64_t n_in, int64_t n_out) {
+  auto t = Expect(f, name, n_in, n_out);
+  if (!t.ok()) return t.status();
+  auto row = gguf::ggml_row_size((*t)->type, n_in);
+  if (!row) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "tensor '%s': row of %d elements is not a whole number of %s blocks", name, n_in,
+        std::string(gguf::ggml_type_name((*t)->type))));
+  }
+  if (!IsSupportedType((*t)->type)) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has type ",
+                                                   std::string(gguf::ggml_type_name((*t)->type)),
+                                                   " which the kernels do not support"));
+  }
+  return WeightView{(*t)->type, n_in, n_out, (*t)->data, *row};
+}
+
+}  // namespace
+
+void DequantizeWeightRow(const WeightView& w, int64_t row, float* out) {
+  const auto* src = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(row) * w.row_bytes;
+  // The type was checked by the loader, so this cannot fail.
+  DequantizeRow(w.type, src, out, w.n_in).IgnoreError();
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path) {
+  auto file = gguf::GgufFile::Open(path);
+  if (!file.ok()) return file.status();
+  return FromGguf(std::move(*file));
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::FromGguf(std::unique_ptr<gguf::GgufFile> file) {
+  std::unique_ptr<Model> m(new Model());
+  m->file_ = std::move(file);
+  auto hp = ReadModelParams(*m->file_);
+  if (!hp.ok()) return hp.status();
+  m->hp_ = std::move(*hp);
+  if (auto s = m->Bind(); !s.ok()) return s;
+  spdlog::debug("loaded {} model '{}': {} layers, n_embd {}, n_vocab {}", ArchName(m->hp_.arch),
+                m->hp_.name, m->hp_.n_layer, m->hp_.n_embd, m->hp_.n_vocab);
+  return m;
+}
+
+absl::Status Model::Bind() {
+  const gguf::GgufFile& f = *file_;
+  ModelParams& hp = hp_;
+
+  // n_vocab comes from the embedding table; the vocabulary must agree.
+  const gguf::TensorInfo* te = f.FindTensor("token_embd.weight");
+  if (te == nullptr) return absl::InvalidArgumentError("missing tensor 'token_embd.weight'");
+  hp.n_vocab = te->ne[1];
+  if (hp.n_vocab < 1) return absl::InvalidArgumentError("tensor 'token_embd.weight' has no rows");
+  const std::string arch(ArchName(hp.arch));
+  if (auto v = f.GetU64(arch + ".vocab_size"); v.ok() && static_cast<int64_t>(*v) != hp.n_vocab) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "'%s.vocab_size' = %d disagrees with tensor 'token_embd.weight' rows %d", arch, *v,
+        hp.n_vocab));
+  }
+  if (const gguf::Value* toks = f.Find("tokenizer.ggml.tokens")) {
+    if (const gguf::Array* arr = toks->as_array();
+        arr != nullptr && static_cast<int64_t>(arr->size()) != hp.n_vocab) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "vocabulary 'tokenizer.ggml.tokens' has %d tokens but tensor 'token_embd.weight' has "
+          "%d rows",
+          arr->size(), hp.n_vocab));
+    }
+  }
+
+  auto te_view = ExpectMatrix(f, "token_embd.weight", hp.n_embd, hp.n_vocab);
+  if (!te_view.ok()) return te_view.status();
+  tok_embd_ = *te_view;
+
+  auto on = ExpectF32Vector(f, "output_norm.weight", hp.n_embd);
+  if (!on.ok()) return on.status();
+  output_norm_ = *on;
+
+  if (f.FindTensor("output.weight") != nullptr) {
+    auto out = ExpectMatrix(f, "output.weight", hp.n_embd, hp.n_vocab);
+    if (!out.ok()) return out.status();
+    output_ = *out;
+    tied_output_ = false;
+  } else {
+    output_ = tok_embd_;  // tied embeddings (SmolLM, Llama 3.2, Qwen2 0.5B)
+    tied_output_ = true;
+  }
+
+  auto rf = ExpectF32Vector(f, "rope_freqs.weight", hp.n_rot / 2, /*required=*/false);
+  if (!rf.ok()) return rf.status();
+  if (*rf != nullptr) {
+    rope_freq_factors_.assign(*rf, *rf + hp.n_rot / 2);  // the file's own llama3 divisors
+  } else {
+    rope_freq_factors_ = hp.rope_freq_factors;
+  }
+  for (float v : rope_freq_factors_) {
+    if (!std::isfinite(v) || v <= 0.0f) {
+      return absl::InvalidArgumentError("rope frequency factors must be positive and finite");
+    }
+  }
+
+  const int64_t n_q = hp.n_embd_q();
+  const int64_t n_k = hp.n_embd_k_gqa();
+  const int64_t n_v = hp.n_embd_v_gqa();
+  const int64_t n_o_in = hp.n_head * hp.n_embd_head_v;
+  layers_.resize(hp.n_layer);
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    LayerWeights& L = layers_[il];
+    auto nm = [il](const char* what) { return absl::StrCat("blk.", il, ".", what); };
+    struct Vec {
+      const char* name;
+      int64_t n;
+      const float** dst;
+      bool required;
+    };
+    for (const Vec& v : {Vec{"attn_norm.weight", hp.n_embd, &L.attn_norm, true},
+                         Vec{"ffn_norm.weight", hp.n_embd, &L.ffn_norm, true},
+                         Vec{"attn_q.bias", n_q, &L.bq, hp.has_qkv_bias},
+                         Vec{"attn_k.bias", n_k, &L.bk, hp.has_qkv_bias},
+                         Vec{"attn_v.bias", n_v, &L.bv, hp.has_qkv_bias}}) {
+      auto p = ExpectF32Vector(f, nm(v.name), v.n, v.required);
+      if (!p.ok()) return p.status();
+      *v.dst = *p;
+    }
+    struct Mat {
+      const char* name;
+      int64_t n_in, n_out;
+      WeightView* dst;
+    };
+    for (const Mat& mt : {Mat{"attn_q.weight", hp.n_embd, n_q, &L.wq},
+                          Mat{"attn_k.weight", hp.n_embd, n_k, &L.wk},
+                          Mat{"attn_v.weight", hp.n_embd, n_v, &L.wv},
+                          Mat{"attn_output.weight", n_o_in, hp.n_embd, &L.wo},
+                          Mat{"ffn_gate.weight", hp.n_embd, hp.n_ff, &L.w_gate},
+                          Mat{"ffn_up.weight", hp.n_embd, hp.n_ff, &L.w_up},
+                          Mat{"ffn_down.weight", hp.n_ff, hp.n_embd, &L.w_down}}) {
+      auto w = ExpectMatrix(f, nm(mt.name), mt.n_in, mt.n_out);
+      if (!w.ok()) return w.status();
+      *mt.dst = *w;
+    }
+  }
+  // A layer tensor beyond block_count means the metadata lies about the file.
+  const std::string beyond = absl::StrCat("blk.", hp.n_layer, ".");
+  for (const gguf::TensorInfo& t : f.tensors()) {
+    if (t.name.substr(0, beyond.size()) == beyond) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "tensor '%s' is beyond '%s.block_count' = %d", t.name, arch, hp.n_layer));
+    }
+  }
+  return absl::OkStatus();
+}
+
+size_t Model::BytesPerDecodedToken() const {
+  auto mat = [](const WeightView& w) { return w.row_bytes * static_cast<size_t>(w.n_out); };
+  size_t bytes = mat(output_);
+  if (!tied_output_) bytes += tok_embd_.row_bytes;
+  for (const LayerWeights& L : layers_) {
+    bytes += mat(L.wq) + mat(L.wk) + mat(L.wv) + mat(L.wo) + mat(L.w_gate) + mat(L.w_up) +
+             mat(L.w_down);
+    bytes += 2 * hp_.n_embd * sizeof(float);
+  }
+  return bytes;
+}
+
+size_t Model::TensorBytes() const {
+  size_t bytes = 0;
+  for (const gguf::TensorInfo& t : file_->tensors()) bytes += t.nbytes;
+  return bytes;
+}
+
+int64_t Model::ParameterCount() const {
+  int64_t n = 0;
+  for (const gguf::TensorInfo& t : file_->tensors()) n += t.n_elements();
+  return n;
+}
+
+}  // namespace llmesh::engine

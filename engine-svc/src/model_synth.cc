@@ -1,0 +1,215 @@
+#include "llmesh/engine/model_synth.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "llmesh/engine/quants.h"
+#include "llmesh/gguf/gguf_writer.h"
+#include "spdlog/spdlog.h"
+
+namespace llmesh::engine {
+namespace {
+
+using gguf::GgmlType;
+
+// The published configs (config.json) of each model.
+const SynthShape kShapes[] = {
+    {.name = "tinyllama-1.1b", .arch = Arch::kLlama, .n_embd = 2048, .n_layer = 22,
+     .n_head = 32, .n_head_kv = 4, .n_ff = 5632, .n_ctx = 2048},
+    {.name = "llama3.2-1b", .arch = Arch::kLlama, .n_embd = 2048, .n_layer = 16, .n_head = 32,
+     .n_head_kv = 8, .n_ff = 8192, .n_ctx = 131072, .rope_freq_base = 500000.0f,
+     .tied_output = true, .rope_scaling_factor = 32.0f},
+    {.name = "llama2-7b", .arch = Arch::kLlama, .n_embd = 4096, .n_layer = 32, .n_head = 32,
+     .n_head_kv = 32, .n_ff = 11008, .n_ctx = 4096},
+    {.name = "qwen2-0.5b", .arch = Arch::kQwen2, .n_embd = 896, .n_layer = 24, .n_head = 14,
+     .n_head_kv = 2, .n_ff = 4864, .n_ctx = 32768, .rope_freq_base = 1000000.0f,
+     .rms_eps = 1e-6f, .tied_output = true},
+    {.name = "smollm-135m", .arch = Arch::kLlama, .n_embd = 576, .n_layer = 30, .n_head = 9,
+     .n_head_kv = 3, .n_ff = 1536, .n_ctx = 2048, .tied_output = true},
+};
+
+uint64_t Mix(uint64_t z) {  // splitmix64 finaliser
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t HashName(std::string_view s) {  // FNV-1a
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ull;
+  return h;
+}
+
+// Row r of a tensor: N(0, stddev) from a generator seeded by (seed, tensor,
+// row) alone, so the output is the same whatever the thread count.
+void NormalRow(uint64_t seed, uint64_t tensor_hash, int64_t row, float stddev, float* out,
+               int64_t n) {
+  uint64_t state = Mix(seed ^ Mix(tensor_hash + static_cast<uint64_t>(row)));
+  auto uniform = [&state]() {
+    state += 0x9E3779B97F4A7C15ull;
+    return (static_cast<double>(Mix(state) >> 11) + 0.5) * 0x1.0p-53;  // (0, 1)
+  };
+  for (int64_t i = 0; i < n; i += 2) {  // Box-Muller, two values per pair
+    const double r = std::sqrt(-2.0 * std::log(uniform()));
+    const double th = 2.0 * std::numbers::pi * uniform();
+    out[i] = static_cast<float>(stddev * r * std::cos(th));
+    if (i + 1 < n) out[i + 1] = static_cast<float>(stddev * r * std::sin(th));
+  }
+}
+
+struct SynthTensor {
+  std::string name;
+  std::vector<int64_t> dims;  // ne order
+  bool ones = false;          // norm weights
+};
+
+}  // namespace
+
+absl::StatusOr<SynthShape> SynthShapeByName(std::string_view name) {
+  for (const SynthShape& s : kShapes) {
+    if (s.name == name) return s;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown shape '", std::string(name), "' (known: ",
+                                                 absl::StrJoin(SynthShapeNames(), ", "), ")"));
+}
+
+std::vector<std::string> SynthShapeNames() {
+  std::vector<std::string> names;
+  for (const SynthShape& s : kShapes) names.push_back(s.name);
+  return names;
+}
+
+absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_path) {
+  const SynthShape& sh = opts.shape;
+  const Arch arch = opts.arch.value_or(sh.arch);
+  const std::string a(ArchName(arch));
+  if (sh.n_embd <= 0 || sh.n_layer <= 0 || sh.n_head <= 0 || sh.n_head_kv <= 0 || sh.n_ff <= 0 ||
+      sh.n_embd % sh.n_head != 0 || sh.n_head % sh.n_head_kv != 0 || sh.n_layer > kMaxLayers) {
+    return absl::InvalidArgumentError(absl::StrCat("inconsistent synth shape '", sh.name, "'"));
+  }
+  if (!IsSupportedType(opts.type) || opts.type == GgmlType::kQ8_1 ||
+      opts.type == GgmlType::kQ8_K) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot synthesize weights of type ",
+                                                   std::string(gguf::ggml_type_name(opts.type))));
+  }
+  const int64_t head_dim = sh.n_embd / sh.n_head;
+  const int64_t n_kv = sh.n_head_kv * head_dim;
+
+  gguf::GgufWriter w;
+  w.SetString("general.architecture", a);
+  w.SetString("general.name", absl::StrCat("synth ", sh.name));
+  w.SetU32("general.file_type", FileTypeFor(opts.type));
+  if (opts.type != GgmlType::kF32 && opts.type != GgmlType::kF16 && opts.type != GgmlType::kBF16) {
+    w.SetU32("general.quantization_version", 2);
+  }
+  w.SetU32(a + ".context_length", static_cast<uint32_t>(sh.n_ctx));
+  w.SetU32(a + ".embedding_length", static_cast<uint32_t>(sh.n_embd));
+  w.SetU32(a + ".block_count", static_cast<uint32_t>(sh.n_layer));
+  w.SetU32(a + ".feed_forward_length", static_cast<uint32_t>(sh.n_ff));
+  w.SetU32(a + ".attention.head_count", static_cast<uint32_t>(sh.n_head));
+  w.SetU32(a + ".attention.head_count_kv", static_cast<uint32_t>(sh.n_head_kv));
+  w.SetU32(a + ".rope.dimension_count", static_cast<uint32_t>(head_dim));
+  w.SetF32(a + ".rope.freq_base", sh.rope_freq_base);
+  w.SetF32(a + ".attention.layer_norm_rms_epsilon", sh.rms_eps);
+  if (sh.rope_scaling_factor > 0.0f) {
+    w.SetString(a + ".rope.scaling.type", "llama3");
+    w.SetF32(a + ".rope.scaling.factor", sh.rope_scaling_factor);
+    w.SetF32(a + ".rope.scaling.low_freq_factor", sh.rope_low_freq_factor);
+    w.SetF32(a + ".rope.scaling.high_freq_factor", sh.rope_high_freq_factor);
+    w.SetU32(a + ".rope.scaling.original_context_length", static_cast<uint32_t>(sh.rope_orig_ctx));
+  }
+
+  int64_t n_vocab = opts.n_vocab;
+  if (opts.vocab != nullptr) {
+    auto toks = opts.vocab->GetStringArray("tokenizer.ggml.tokens");
+    if (!toks.ok()) return toks.status();
+    n_vocab = static_cast<int64_t>(toks->size());
+    for (const gguf::KeyValue& kv : opts.vocab->metadata()) {
+      if (kv.key.starts_with("tokenizer.")) {
+        if (auto s = w.CopyKeyValue(kv); !s.ok()) return s;
+      }
+    }
+  }
+  if (n_vocab <= 0) return absl::InvalidArgumentError("synth needs a vocabulary or n_vocab");
+  w.SetU32(a + ".vocab_size", static_cast<uint32_t>(n_vocab));
+
+  // Tensors in convert_hf_to_gguf's order.
+  std::vector<SynthTensor> ts;
+  ts.push_back({"token_embd.weight", {sh.n_embd, n_vocab}});
+  ModelParams rope_hp;  // only what Llama3RopeFreqFactors reads
+  std::vector<float> rope_factors;
+  if (sh.rope_scaling_factor > 0.0f) {
+    rope_hp.rope_freq_base = sh.rope_freq_base;
+    rope_hp.n_rot = head_dim;
+    rope_hp.rope_scaling_factor = sh.rope_scaling_factor;
+    rope_hp.rope_scaling_low_freq_factor = sh.rope_low_freq_factor;
+    rope_hp.rope_scaling_high_freq_factor = sh.rope_high_freq_factor;
+    rope_hp.rope_scaling_orig_ctx = sh.rope_orig_ctx;
+    rope_factors = Llama3RopeFreqFactors(rope_hp);
+    ts.push_back({"rope_freqs.weight", {head_dim / 2}});
+  }
+  for (int64_t l = 0; l < sh.n_layer; ++l) {
+    auto n = [l](const char* s) { return absl::StrCat("blk.", l, ".", s); };
+    ts.push_back({n("attn_norm.weight"), {sh.n_embd}, true});
+    ts.push_back({n("attn_q.weight"), {sh.n_embd, sh.n_embd}});
+    ts.push_back({n("attn_k.weight"), {sh.n_embd, n_kv}});
+    ts.push_back({n("attn_v.weight"), {sh.n_embd, n_kv}});
+    if (arch == Arch::kQwen2) {
+      ts.push_back({n("attn_q.bias"), {sh.n_embd}});
+      ts.push_back({n("attn_k.bias"), {n_kv}});
+      ts.push_back({n("attn_v.bias"), {n_kv}});
+    }
+    ts.push_back({n("attn_output.weight"), {sh.n_embd, sh.n_embd}});
+    ts.push_back({n("ffn_norm.weight"), {sh.n_embd}, true});
+    ts.push_back({n("ffn_gate.weight"), {sh.n_embd, sh.n_ff}});
+    ts.push_back({n("ffn_up.weight"), {sh.n_embd, sh.n_ff}});
+    ts.push_back({n("ffn_down.weight"), {sh.n_ff, sh.n_embd}});
+  }
+  ts.push_back({"output_norm.weight", {sh.n_embd}, true});
+  if (!sh.tied_output) ts.push_back({"output.weight", {sh.n_embd, n_vocab}});
+
+  size_t total = 0;
+  for (const SynthTensor& t : ts) {
+    const GgmlType type = ChooseTensorType(t.name, static_cast<int>(t.dims.size()), t.dims[0],
+                                           opts.type, sh.tied_output, opts.pure);
+    if (auto s = w.DeclareTensor(t.name, type, t.dims); !s.ok()) return s;
+    total += w.tensors().back().nbytes;
+  }
+  spdlog::info("synth {} ({}): {} tensors, {:.1f} MiB, n_vocab {}", sh.name, a, ts.size(),
+               total / 1048576.0, n_vocab);
+
+  ThreadPool pool(opts.n_threads);
+  size_t index = 0, done = 0;
+  auto fill = [&](const gguf::TensorSpec& spec, gguf::TensorSink& sink) -> absl::Status {
+    const SynthTensor& t = ts[index++];
+    const int64_t n_in = t.dims[0];
+    const int64_t n_rows = t.dims.size() > 1 ? t.dims[1] : 1;
+    const uint64_t h = HashName(t.name);
+    RowFn make_row;
+    if (t.name == "rope_freqs.weight") {
+      make_row = [&](int64_t, float* out) {
+        std::copy(rope_factors.begin(), rope_factors.end(), out);
+        return absl::OkStatus();
+      };
+    } else if (t.ones) {
+      make_row = [n_in](int64_t, float* out) {
+        std::fill_n(out, n_in, 1.0f);
+        return absl::OkStatus();
+      };
+    } else {
+      make_row = [&, h, n_in](int64_t r, float* out) {
+        NormalRow(opts.seed, h, r, 0.02f, out, n_in);
+        return absl::OkStatus();
+      };
+    }
+    return WriteConvertedRows(pool, spec.type, n_in, n_rows, make_row, sink, [&](size_t b) {
+      done += b;
+      if (opts.progress) opts.progress(done, total);
+    });
+  };
+  return w.WriteFile(out_path, fill);
+}
+
+}  // namespace llmesh::engine

@@ -1,0 +1,120 @@
+// Persistent worker pool with a spin-then-sleep handoff.
+//
+// Decode calls Run a few hundred times per token with microseconds of work
+// each, so waking workers through a mutex/condvar (tens of microseconds) would
+// dominate. Workers spin on a generation counter for a while after each region
+// and only then sleep on it (futex via std::atomic::wait); Run pays for a
+// notify only when somebody is actually asleep.
+#include "llmesh/engine/thread_pool.h"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define LLMESH_CPU_RELAX() _mm_pause()
+#else
+#define LLMESH_CPU_RELAX() std::this_thread::yield()
+#endif
+
+namespace llmesh::engine {
+namespace {
+// How long an idle worker spins before sleeping. Long enough to span the
+// single-threaded gaps between a token's matmuls, short enough not to burn a
+// core between requests.
+constexpr auto kSpinTime = std::chrono::microseconds(300);
+}  // namespace
+
+struct ThreadPool::Impl {
+  int n_threads = 1;
+  std::vector<std::thread> workers;
+  const std::function<void(int, int)>* fn = nullptr;
+  // Cache-line separated: the generation is read by every spinning worker,
+  // `pending` is written by each one as it finishes.
+  alignas(64) std::atomic<uint64_t> generation{0};
+  alignas(64) std::atomic<int> pending{0};
+  alignas(64) std::atomic<int> sleepers{0};
+  std::atomic<bool> stop{false};
+
+  void WorkerLoop(int ith) {
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t gen = generation.load(std::memory_order_acquire);
+      if (gen == seen) {
+        const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+        int spins = 0;
+        while ((gen = generation.load(std::memory_order_acquire)) == seen) {
+          LLMESH_CPU_RELAX();
+          // With more threads than free cores a spinning worker can hold the
+          // core a working one needs; yielding now and then bounds that.
+          if (++spins % 1024 == 0) std::this_thread::yield();
+          if (spins % 256 == 0 && std::chrono::steady_clock::now() > deadline) {
+            sleepers.fetch_add(1);
+            generation.wait(seen);  // returns at once if it already moved
+            sleepers.fetch_sub(1);
+          }
+        }
+      }
+      seen = gen;
+      if (stop.load(std::memory_order_acquire)) return;
+      (*fn)(ith, n_threads);
+      pending.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  void Publish() {
+    generation.fetch_add(1);  // seq_cst: ordered before the sleepers check
+    if (sleepers.load() > 0) generation.notify_all();
+  }
+};
+
+ThreadPool::ThreadPool(int n_threads) : impl_(new Impl) {
+  if (n_threads <= 0) n_threads = static_cast<int>(std::thread::hardware_concurrency());
+  if (n_threads <= 0) n_threads = 1;
+  impl_->n_threads = n_threads;
+  impl_->workers.reserve(n_threads - 1);
+  for (int i = 1; i < n_threads; ++i) {
+    impl_->workers.emplace_back([this, i] { impl_->WorkerLoop(i); });
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  impl_->stop.store(true, std::memory_order_release);
+  impl_->Publish();
+  for (std::thread& t : impl_->workers) t.join();
+  delete impl_;
+}
+
+int ThreadPool::n_threads() const { return impl_->n_threads; }
+
+void ThreadPool::Run(const std::function<void(int ith, int nth)>& fn) {
+  const int n = impl_->n_threads;
+  if (n == 1) {
+    fn(0, 1);
+    return;
+  }
+  impl_->fn = &fn;
+  impl_->pending.store(n - 1, std::memory_order_relaxed);
+  impl_->Publish();
+  fn(0, n);
+  // The caller's share is usually as large as a worker's, so the wait is
+  // short; yield if a worker has been descheduled so it can run here.
+  int spins = 0;
+  while (impl_->pending.load(std::memory_order_acquire) != 0) {
+    LLMESH_CPU_RELAX();
+    if (++spins % 4096 == 0) std::this_thread::yield();
+  }
+}
+
+void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn) {
+  if (n <= 0) return;
+  Run([&](int ith, int nth) {
+    const int64_t begin = n * ith / nth;
+    const int64_t end = n * (ith + 1) / nth;
+    if (begin < end) fn(begin, end);
+  });
+}
+
+}  // namespace llmesh::engine
