@@ -39,8 +39,8 @@ absl::Status Batch::Validate(int64_t n_vocab, int64_t n_ctx) const {
   if (n == 0) return absl::InvalidArgumentError("empty batch");
   for (size_t i = 0; i < n; ++i) {
     if (token[i] < 0 || token[i] >= n_vocab) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("batch token %d: id %d outside vocabulary [0, %d)", i, token[i], n_vocab));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "batch token %d: id %d outside vocabulary [0, %d)", i, token[i], n_vocab));
     }
     if (pos[i] < 0 || pos[i] >= n_ctx) {
       return absl::InvalidArgumentError(

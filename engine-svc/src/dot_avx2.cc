@@ -111,6 +111,7 @@ void Q32Kernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x, s
     __m256 dw[R];
     float cw[R];
     for (int r = 0; r < R; ++r) {
+      PrefetchNextRows<R, T>(wr[r] + b, w_stride, sizeof(Block));
       u[r] = B::Quants(wr[r][b], &sign[r]);
       float d;
       B::Consts(wr[r][b], &d, &cw[r]);
@@ -160,9 +161,13 @@ void FloatKernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x,
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   int64_t i = 0;
+  constexpr int kBytes = kType == GgmlType::kF32 ? 4 : 2;
   for (; i + 8 <= n; i += 8) {  // hot loop
     __m256 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = Load8<kType>(w + r * w_stride, i);
+    for (int r = 0; r < R; ++r) {
+      PrefetchNextRows<R, T>(w + r * w_stride + i * kBytes, w_stride, 8 * kBytes);
+      wv[r] = Load8<kType>(w + r * w_stride, i);
+    }
     for (int t = 0; t < T; ++t) {
       const __m256 xv = Load8<kXType>(x + t * x_stride, i);
       for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);

@@ -149,6 +149,7 @@ void KKernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x, siz
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
 
   for (int64_t i = 0; i < nb; ++i) {  // hot loop
+    for (int r = 0; r < R; ++r) PrefetchNextRows<R, T>(wr[r] + i, w_stride, sizeof(Block));
     alignas(32) int16_t sc[R][16];
     __m256i mn[R];
     float d1[R], d2[R];

@@ -13,10 +13,10 @@
 // rather than in the hot loop. q8_0 weights are signed: feed |w| and x with
 // w's sign moved onto it.
 //
-// Block scales: the fp16 d of 16 blocks are gathered and converted with one
-// instruction each and multiplied by the activation scales into one vector,
-// so the hot loop only spreads them over the lanes with a permute (the
-// scalar conversions per block were what kept q4_0 decode compute-bound).
+// Block scales: the fp16 d of 16 blocks are collected (BlockHeads), converted
+// with one instruction and multiplied by the activation scales into one
+// vector, so the hot loop only spreads them over the lanes with a permute
+// (scalar conversions per block were what kept q4_0 decode compute-bound).
 // GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_*).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -34,11 +34,6 @@ namespace {
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,fma,f16c")
 
 inline float Half(ggml_half h) { return _cvtsh_ss(h); }
-
-// [a x8 | b x8]: one scale per 32-element block in each 256-bit half.
-inline __m512 Pair(float a, float b) {
-  return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
-}
 
 // Four blocks' 16-byte nibble arrays, one block per 128-bit lane: lo holds
 // elements 0..15 of each block, hi elements 16..31.
@@ -69,34 +64,73 @@ inline void AddHighBits4(const Block* b, __m512i* lo, __m512i* hi) {
   *hi = _mm512_mask_add_epi8(*hi, mhi, *hi, five);
 }
 
-// The first 32-bit word (d, and m or qh) of blocks b[0 .. m), zero past m.
-// Scalar loads into a buffer: they run on the load/store ports beside the
-// vector work, where vpgatherdd (microcoded on Zen 4) cost 40% of q4_0 decode.
+// The block heads of 16 consecutive blocks as 32 fp16: words 0..15 are the
+// d of each block, words 16..31 the following fp16 (m, where the type has
+// one). Blocks from m on read as zero. vpgatherdd is microcoded on Zen 4 (it
+// cost 40% of q4_0 decode) and scalar stores + a vector load stall on store
+// forwarding, so: load 128-byte windows of the row and pick the words out
+// with one vpermt2w per window (block sizes 18..34 are even, so every head
+// is word-aligned). A window covers kW blocks' heads.
+template <int kSize>
+struct HeadIdx {
+  static constexpr int kW = (128 - 4) / kSize + 1;
+  static constexpr int kWindows = (16 + kW - 1) / kW;
+  alignas(64) int16_t idx[kWindows][32];
+  constexpr HeadIdx() : idx() {
+    for (int l = 0; l < 32; ++l) {
+      const int i = l % 16, w = i / kW;
+      idx[w][l] = static_cast<int16_t>((i - w * kW) * kSize / 2 + l / 16);
+    }
+  }
+};
+
+// `avail`: bytes of the row from b on. Masked loads (slow on Zen 4) only
+// where a plain 128-byte load would run past the row.
 template <class Block>
-inline __m512i BlockHeads(const Block* b, int m) {
-  alignas(64) uint32_t w[16] = {};
-  for (int i = 0; i < m; ++i) std::memcpy(&w[i], &b[i], 4);
-  return _mm512_load_si512(w);
+inline __m512i BlockHeads(const Block* b, int m, int64_t avail) {
+  constexpr int kSize = sizeof(Block);
+  constexpr int kW = HeadIdx<kSize>::kW;
+  static constexpr HeadIdx<kSize> kIdx;
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(b);
+  const uint32_t valid = (1u << m) - 1;  // blocks, m <= 16
+  __m512i out = _mm512_setzero_si512();
+  for (int w = 0; w < HeadIdx<kSize>::kWindows && w * kW < m; ++w) {
+    const int j0 = w * kW;
+    const uint8_t* q = p + j0 * kSize;
+    __m512i lo, hi;
+    if (j0 * kSize + 128 <= avail) {
+      lo = _mm512_loadu_si512(q);
+      hi = _mm512_loadu_si512(q + 64);
+    } else {
+      const int c = (std::min(kW, m - j0) - 1) * kSize + 4;  // bytes needed, <= 128
+      const __mmask64 k0 = c >= 64 ? ~0ull : (1ull << c) - 1;
+      const __mmask64 k1 = c >= 128 ? ~0ull : c > 64 ? (1ull << (c - 64)) - 1 : 0;
+      lo = _mm512_maskz_loadu_epi8(k0, q);
+      hi = _mm512_maskz_loadu_epi8(k1, q + 64);
+    }
+    const uint32_t blocks = valid & (((1u << kW) - 1) << j0);
+    const __mmask32 lanes = blocks | (blocks << 16);
+    out = _mm512_or_si512(out, _mm512_maskz_permutex2var_epi16(lanes, lo, _mm512_load_si512(kIdx.idx[w]), hi));
+  }
+  return out;
 }
 
-// The fp16 in the low / high 16 bits of each 32-bit word.
-inline __m512 HalfLo(__m512i g) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)); }
-inline __m512 HalfHi(__m512i g) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16))); }
+inline __m512 HalfLo(__m512i h) { return _mm512_cvtph_ps(_mm512_castsi512_si256(h)); }
+inline __m512 HalfHi(__m512i h) { return _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)); }
 
 // Per-type decoding of the 32-block family. The nibble types (kQuad) decode
 // four blocks per step with Quad(): lo/hi as Nibbles4, so both vpdpbusd of a
 // block land in the same 128-bit lane and one float conversion serves four
 // blocks. q8_0's Pair() turns two blocks into 64 bytes in element order.
-// Scales() turns the 32-bit words
-// at the start of 16 blocks (d, and m where the type has one) into
+// Scales() turns the BlockHeads of 16 blocks (d, and m where the type has
+// one) into
 //   dot(block) = dw * dx * sum(u * xq) + cw * sx,   sx = dx * sum(xq).
 // Signed types (q8_0) return |q| and the mask of negative q instead.
 template <GgmlType kType> struct Blk32;
 
 template <> struct Blk32<GgmlType::kQ4_0> {
   using Block = block_q4_0;
-  static constexpr bool kSigned = false, kHasC = true;
-  static constexpr bool kQuad = true;
+  static constexpr bool kSigned = false, kHasC = true, kQuad = true;
   static void Quad(const Block* b, __m512i* lo, __m512i* hi) {
     Nibbles4(b[0].qs, b[1].qs, b[2].qs, b[3].qs, lo, hi);
   }
@@ -107,8 +141,7 @@ template <> struct Blk32<GgmlType::kQ4_0> {
 };
 template <> struct Blk32<GgmlType::kQ4_1> {
   using Block = block_q4_1;
-  static constexpr bool kSigned = false, kHasC = true;
-  static constexpr bool kQuad = true;
+  static constexpr bool kSigned = false, kHasC = true, kQuad = true;
   static void Quad(const Block* b, __m512i* lo, __m512i* hi) {
     Nibbles4(b[0].qs, b[1].qs, b[2].qs, b[3].qs, lo, hi);
   }
@@ -119,8 +152,7 @@ template <> struct Blk32<GgmlType::kQ4_1> {
 };
 template <> struct Blk32<GgmlType::kQ5_0> {
   using Block = block_q5_0;
-  static constexpr bool kSigned = false, kHasC = true;
-  static constexpr bool kQuad = true;
+  static constexpr bool kSigned = false, kHasC = true, kQuad = true;
   static void Quad(const Block* b, __m512i* lo, __m512i* hi) {
     Nibbles4(b[0].qs, b[1].qs, b[2].qs, b[3].qs, lo, hi);
     AddHighBits4(b, lo, hi);
@@ -132,8 +164,7 @@ template <> struct Blk32<GgmlType::kQ5_0> {
 };
 template <> struct Blk32<GgmlType::kQ5_1> {
   using Block = block_q5_1;
-  static constexpr bool kSigned = false, kHasC = true;
-  static constexpr bool kQuad = true;
+  static constexpr bool kSigned = false, kHasC = true, kQuad = true;
   static void Quad(const Block* b, __m512i* lo, __m512i* hi) {
     Nibbles4(b[0].qs, b[1].qs, b[2].qs, b[3].qs, lo, hi);
     AddHighBits4(b, lo, hi);
@@ -178,9 +209,9 @@ struct QuadIdx {
 constexpr QuadIdx kQuadIdx;
 
 // R weight rows x T activation rows, 16 blocks (512 elements) per group.
-// Per group, each row's 16 block scales are gathered and converted at once and
+// Per group, each row's 16 block scales are collected and converted at once and
 // multiplied by the activation scales (contiguous in the kQ8 layout) into one
-// vector; the hot loop then only permutes that vector per block pair.
+// vector; the hot loop then only permutes that vector per 2 or 4 blocks.
 template <GgmlType kType, int R, int T>
 void Q32Kernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t x_stride,
                float* y, int64_t ldy) {
@@ -203,6 +234,7 @@ void Q32Kernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x, s
 
   for (int64_t b0 = 0; b0 < nb; b0 += 16) {
     const int m = static_cast<int>(std::min<int64_t>(16, nb - b0));
+    for (int r = 0; r < R; ++r) PrefetchNextRows<R, T>(wr[r] + b0, w_stride, m * sizeof(Block));
     // blocks done in pairs (quads); the rest of the row's last group are tails
     const int mp = B::kQuad ? m & ~3 : m & ~1;
     const __mmask16 mk = static_cast<__mmask16>((1u << mp) - 1);
@@ -210,7 +242,7 @@ void Q32Kernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x, s
     {
       __m512 dw[R], cw[R];
       for (int r = 0; r < R; ++r) {
-        B::Scales(BlockHeads(wr[r] + b0, mp), &dw[r], &cw[r]);
+        B::Scales(BlockHeads(wr[r] + b0, mp, (nb - b0) * static_cast<int64_t>(sizeof(Block))), &dw[r], &cw[r]);
       }
       for (int t = 0; t < T; ++t) {
         const __m512 dx = _mm512_maskz_loadu_ps(mk, xd[t] + b0);
@@ -306,9 +338,13 @@ void FloatKernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x,
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   int64_t i = 0;
+  constexpr int kBytes = kType == GgmlType::kF32 ? 4 : 2;
   for (; i + 16 <= n; i += 16) {  // hot loop
     __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = LoadW<kType>(w + r * w_stride, i);
+    for (int r = 0; r < R; ++r) {
+      PrefetchNextRows<R, T>(w + r * w_stride + i * kBytes, w_stride, 16 * kBytes);
+      wv[r] = LoadW<kType>(w + r * w_stride, i);
+    }
     for (int t = 0; t < T; ++t) {
       const __m512 xv = LoadX<kType>(x + t * x_stride, i);
       for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
@@ -373,7 +409,10 @@ void Bf16DotKernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* 
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {  // hot loop
     __m512bh wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = (__m512bh)_mm512_loadu_si512(w + r * w_stride + 2 * i);
+    for (int r = 0; r < R; ++r) {
+      PrefetchNextRows<R, T>(w + r * w_stride + 2 * i, w_stride, 64);
+      wv[r] = (__m512bh)_mm512_loadu_si512(w + r * w_stride + 2 * i);
+    }
     for (int t = 0; t < T; ++t) {
       const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + t * x_stride + 2 * i);
       for (int r = 0; r < R; ++r) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], wv[r], xv);

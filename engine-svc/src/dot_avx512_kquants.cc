@@ -204,6 +204,7 @@ void KKernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x, siz
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
 
   for (int64_t i = 0; i < nb; ++i) {  // hot loop
+    for (int r = 0; r < R; ++r) PrefetchNextRows<R, T>(wr[r] + i, w_stride, sizeof(Block));
     __m512i sc[R];
     __m256i mn[R];
     float d1[R], d2[R];

@@ -52,17 +52,22 @@ absl::Status CheckPositiveFinite(const std::string& key, float v) {
 
 std::string_view ArchName(Arch arch) {
   switch (arch) {
-    case Arch::kLlama: return "llama";
-    case Arch::kQwen2: return "qwen2";
+    case Arch::kLlama:
+      return "llama";
+    case Arch::kQwen2:
+      return "qwen2";
   }
   return "?";
 }
 
 std::string_view RopeScalingName(RopeScaling s) {
   switch (s) {
-    case RopeScaling::kNone: return "none";
-    case RopeScaling::kLinear: return "linear";
-    case RopeScaling::kLlama3: return "llama3";
+    case RopeScaling::kNone:
+      return "none";
+    case RopeScaling::kLinear:
+      return "linear";
+    case RopeScaling::kLlama3:
+      return "llama3";
   }
   return "?";
 }
@@ -84,8 +89,8 @@ std::vector<float> Llama3RopeFreqFactors(const ModelParams& hp) {
   out.reserve(dim / 2);
   for (int64_t i = 0; i < dim; i += 2) {
     // float32 like torch in the converter, so factors match bit-for-bit-ish.
-    const float freq = 1.0f / std::pow(static_cast<float>(base),
-                                       static_cast<float>(i) / static_cast<float>(dim));
+    const float freq =
+        1.0f / std::pow(static_cast<float>(base), static_cast<float>(i) / static_cast<float>(dim));
     const double wavelen = 2.0 * std::numbers::pi / freq;
     if (wavelen < high_freq_wavelen) {
       out.push_back(1.0f);
@@ -115,8 +120,9 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
     hp.rope_type = RopeType::kNeox;
     hp.has_qkv_bias = true;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown architecture '", std::string(*arch_name), "' (general.architecture); supported: llama, qwen2"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown architecture '", std::string(*arch_name),
+                     "' (general.architecture); supported: llama, qwen2"));
   }
   if (auto n = f.GetString("general.name"); n.ok()) hp.name = std::string(*n);
 
@@ -149,7 +155,14 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
     auto v = Required<float>(f, key("attention.layer_norm_rms_epsilon"), &G::GetF32);
     if (!v.ok()) return v.status();
     hp.f_norm_rms_eps = *v;
-    if (auto s = CheckPositiveFinite(key("attention.layer_norm_rms_epsilon"), *v); !s.ok()) return s;
+    if (auto s = CheckPositiveFinite(key("attention.layer_norm_rms_epsilon"), *v); !s.ok())
+      return s;
+  }
+
+  // Mixtral-style files are `llama` too, but their FFN tensors differ.
+  if (auto e = f.GetU64(key("expert_count")); e.ok() && *e > 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "mixture-of-experts models ('%s' = %d) are not supported", key("expert_count"), *e));
   }
 
   // Optional, with llama.cpp's defaults.
@@ -161,9 +174,9 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
       return s;
     }
     if (hp.n_head % hp.n_head_kv != 0) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "'%s' = %d does not divide '%s' = %d", key("attention.head_count_kv"), hp.n_head_kv,
-          key("attention.head_count"), hp.n_head));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("'%s' = %d does not divide '%s' = %d", key("attention.head_count_kv"),
+                          hp.n_head_kv, key("attention.head_count"), hp.n_head));
     }
   }
   {
@@ -239,8 +252,7 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
       }
       auto lo = Optional<float>(f, key("rope.scaling.low_freq_factor"), &G::GetF32, 1.0f);
       auto hi = Optional<float>(f, key("rope.scaling.high_freq_factor"), &G::GetF32, 4.0f);
-      auto oc = Optional<int64_t>(f, key("rope.scaling.original_context_length"), &G::GetU64,
-                                  8192);
+      auto oc = Optional<int64_t>(f, key("rope.scaling.original_context_length"), &G::GetU64, 8192);
       if (!lo.ok()) return lo.status();
       if (!hi.ok()) return hi.status();
       if (!oc.ok()) return oc.status();
@@ -249,9 +261,9 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
         return s;
       }
       if (!(*hi > *lo)) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "'%s' = %g must exceed '%s' = %g", key("rope.scaling.high_freq_factor"), *hi,
-            key("rope.scaling.low_freq_factor"), *lo));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("'%s' = %g must exceed '%s' = %g", key("rope.scaling.high_freq_factor"),
+                            *hi, key("rope.scaling.low_freq_factor"), *lo));
       }
       if (auto s = CheckRange(key("rope.scaling.original_context_length"), *oc, 1, kMaxCtx);
           !s.ok()) {
@@ -285,7 +297,8 @@ std::string DescribeModelParams(const ModelParams& hp) {
   absl::StrAppendFormat(&s, "n_ff              %d\n", hp.n_ff);
   absl::StrAppendFormat(&s, "n_rot             %d\n", hp.n_rot);
   absl::StrAppendFormat(&s, "rms_norm_eps      %g\n", hp.f_norm_rms_eps);
-  absl::StrAppendFormat(&s, "rope_type         %s\n", hp.rope_type == RopeType::kNorm ? "norm" : "neox");
+  absl::StrAppendFormat(&s, "rope_type         %s\n",
+                        hp.rope_type == RopeType::kNorm ? "norm" : "neox");
   absl::StrAppendFormat(&s, "rope_freq_base    %g\n", hp.rope_freq_base);
   absl::StrAppendFormat(&s, "rope_scaling      %s", RopeScalingName(hp.rope_scaling));
   if (hp.rope_scaling == RopeScaling::kLinear) {

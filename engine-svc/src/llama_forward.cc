@@ -134,15 +134,15 @@ absl::Status ForwardContext::Decode(const Batch& batch, KvCache& kv, ForwardOutp
     if (r.first < 0) {
       const int32_t len = kv.SeqLength(batch.seq_id[i]);
       if (p > len) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "batch token %d: sequence %d starts at position %d but holds only %d", i,
-            batch.seq_id[i], p, len));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("batch token %d: sequence %d starts at position %d but holds only %d",
+                            i, batch.seq_id[i], p, len));
       }
       r.first = p;
     } else if (p != r.last + 1) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "batch token %d: sequence %d position %d does not follow %d", i, batch.seq_id[i], p,
-          r.last));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("batch token %d: sequence %d position %d does not follow %d", i,
+                          batch.seq_id[i], p, r.last));
     }
     r.last = p;
   }
@@ -150,7 +150,8 @@ absl::Status ForwardContext::Decode(const Batch& batch, KvCache& kv, ForwardOutp
     if (auto s = kv.Prepare(seq, r.last + 1); !s.ok()) return s;
   }
 
-  if (scores_ctx_ < kv.n_ctx() || scores_.size() < static_cast<size_t>(pool_.n_threads()) * kv.n_ctx()) {
+  const size_t n_scores = static_cast<size_t>(pool_.n_threads()) * kv.n_ctx();
+  if (scores_ctx_ < kv.n_ctx() || scores_.size() < n_scores) {
     scores_ctx_ = kv.n_ctx();
     scores_.assign(static_cast<size_t>(pool_.n_threads()) * scores_ctx_, 0.0f);
   }

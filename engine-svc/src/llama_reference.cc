@@ -93,8 +93,8 @@ const std::vector<float>& LlamaReference::Forward(int32_t token, int32_t pos) {
   const Weights& w = w_;
   RunState& s = s_;
   const int64_t dim = p.n_embd;
-  const int64_t hd = p.n_embd_head_k;      // head size of q and k
-  const int64_t hd_v = p.n_embd_head_v;    // head size of v
+  const int64_t hd = p.n_embd_head_k;    // head size of q and k
+  const int64_t hd_v = p.n_embd_head_v;  // head size of v
   const int64_t n_q = p.n_embd_q();
   const int64_t kv_dim = p.n_embd_k_gqa();
   const int64_t kv_dim_v = p.n_embd_v_gqa();

@@ -61,9 +61,9 @@ absl::StatusOr<WeightView> ExpectMatrix(const gguf::GgufFile& f, const std::stri
   if (!t.ok()) return t.status();
   auto row = gguf::ggml_row_size((*t)->type, n_in);
   if (!row) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "tensor '%s': row of %d elements is not a whole number of %s blocks", name, n_in,
-        std::string(gguf::ggml_type_name((*t)->type))));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("tensor '%s': row of %d elements is not a whole number of %s blocks", name,
+                        n_in, std::string(gguf::ggml_type_name((*t)->type))));
   }
   if (!IsSupportedType((*t)->type)) {
     return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has type ",
@@ -110,9 +110,9 @@ absl::Status Model::Bind() {
   if (hp.n_vocab < 1) return absl::InvalidArgumentError("tensor 'token_embd.weight' has no rows");
   const std::string arch(ArchName(hp.arch));
   if (auto v = f.GetU64(arch + ".vocab_size"); v.ok() && static_cast<int64_t>(*v) != hp.n_vocab) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "'%s.vocab_size' = %d disagrees with tensor 'token_embd.weight' rows %d", arch, *v,
-        hp.n_vocab));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("'%s.vocab_size' = %d disagrees with tensor 'token_embd.weight' rows %d",
+                        arch, *v, hp.n_vocab));
   }
   if (const gguf::Value* toks = f.Find("tokenizer.ggml.tokens")) {
     if (const gguf::Array* arr = toks->as_array();
@@ -183,13 +183,13 @@ absl::Status Model::Bind() {
       int64_t n_in, n_out;
       WeightView* dst;
     };
-    for (const Mat& mt : {Mat{"attn_q.weight", hp.n_embd, n_q, &L.wq},
-                          Mat{"attn_k.weight", hp.n_embd, n_k, &L.wk},
-                          Mat{"attn_v.weight", hp.n_embd, n_v, &L.wv},
-                          Mat{"attn_output.weight", n_o_in, hp.n_embd, &L.wo},
-                          Mat{"ffn_gate.weight", hp.n_embd, hp.n_ff, &L.w_gate},
-                          Mat{"ffn_up.weight", hp.n_embd, hp.n_ff, &L.w_up},
-                          Mat{"ffn_down.weight", hp.n_ff, hp.n_embd, &L.w_down}}) {
+    for (const Mat& mt :
+         {Mat{"attn_q.weight", hp.n_embd, n_q, &L.wq}, Mat{"attn_k.weight", hp.n_embd, n_k, &L.wk},
+          Mat{"attn_v.weight", hp.n_embd, n_v, &L.wv},
+          Mat{"attn_output.weight", n_o_in, hp.n_embd, &L.wo},
+          Mat{"ffn_gate.weight", hp.n_embd, hp.n_ff, &L.w_gate},
+          Mat{"ffn_up.weight", hp.n_embd, hp.n_ff, &L.w_up},
+          Mat{"ffn_down.weight", hp.n_ff, hp.n_embd, &L.w_down}}) {
       auto w = ExpectMatrix(f, nm(mt.name), mt.n_in, mt.n_out);
       if (!w.ok()) return w.status();
       *mt.dst = *w;
@@ -199,8 +199,8 @@ absl::Status Model::Bind() {
   const std::string beyond = absl::StrCat("blk.", hp.n_layer, ".");
   for (const gguf::TensorInfo& t : f.tensors()) {
     if (t.name.substr(0, beyond.size()) == beyond) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "tensor '%s' is beyond '%s.block_count' = %d", t.name, arch, hp.n_layer));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("tensor '%s' is beyond '%s.block_count' = %d", t.name, arch, hp.n_layer));
     }
   }
   return absl::OkStatus();
@@ -211,8 +211,8 @@ size_t Model::BytesPerDecodedToken() const {
   size_t bytes = mat(output_);
   if (!tied_output_) bytes += tok_embd_.row_bytes;
   for (const LayerWeights& L : layers_) {
-    bytes += mat(L.wq) + mat(L.wk) + mat(L.wv) + mat(L.wo) + mat(L.w_gate) + mat(L.w_up) +
-             mat(L.w_down);
+    bytes +=
+        mat(L.wq) + mat(L.wk) + mat(L.wv) + mat(L.wo) + mat(L.w_gate) + mat(L.w_up) + mat(L.w_down);
     bytes += 2 * hp_.n_embd * sizeof(float);
   }
   return bytes;

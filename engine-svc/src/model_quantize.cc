@@ -30,18 +30,27 @@ GgmlType ChooseTensorType(std::string_view name, int n_dims, int64_t n_in, GgmlT
                           bool tied_output, bool pure) {
   if (n_dims < 2) return GgmlType::kF32;
   GgmlType t = requested;
-  const bool is_output =
-      name == "output.weight" || (tied_output && name == "token_embd.weight");
+  const bool is_output = name == "output.weight" || (tied_output && name == "token_embd.weight");
   if (!pure && is_output && !IsFloatType(requested) && requested != GgmlType::kQ8_0) {
     t = GgmlType::kQ6_K;  // llama.cpp keeps the lm head at higher precision
   }
   if (n_in % BlockSize(t) != 0) {
     switch (t) {
-      case GgmlType::kQ2_K: case GgmlType::kQ3_K: t = GgmlType::kQ4_0; break;
-      case GgmlType::kQ4_K: t = GgmlType::kQ5_0; break;
-      case GgmlType::kQ5_K: t = GgmlType::kQ5_1; break;
-      case GgmlType::kQ6_K: t = GgmlType::kQ8_0; break;
-      default: break;
+      case GgmlType::kQ2_K:
+      case GgmlType::kQ3_K:
+        t = GgmlType::kQ4_0;
+        break;
+      case GgmlType::kQ4_K:
+        t = GgmlType::kQ5_0;
+        break;
+      case GgmlType::kQ5_K:
+        t = GgmlType::kQ5_1;
+        break;
+      case GgmlType::kQ6_K:
+        t = GgmlType::kQ8_0;
+        break;
+      default:
+        break;
     }
     if (n_in % BlockSize(t) != 0) t = GgmlType::kF16;
   }
@@ -51,20 +60,34 @@ GgmlType ChooseTensorType(std::string_view name, int n_dims, int64_t n_in, GgmlT
 uint32_t FileTypeFor(GgmlType type) {
   // llama.h enum llama_ftype; K types map to their _M mixes, the closest.
   switch (type) {
-    case GgmlType::kF32: return 0;
-    case GgmlType::kF16: return 1;
-    case GgmlType::kQ4_0: return 2;
-    case GgmlType::kQ4_1: return 3;
-    case GgmlType::kQ8_0: return 7;
-    case GgmlType::kQ5_0: return 8;
-    case GgmlType::kQ5_1: return 9;
-    case GgmlType::kQ2_K: return 10;
-    case GgmlType::kQ3_K: return 12;
-    case GgmlType::kQ4_K: return 15;
-    case GgmlType::kQ5_K: return 17;
-    case GgmlType::kQ6_K: return 18;
-    case GgmlType::kBF16: return 32;
-    default: return 0;
+    case GgmlType::kF32:
+      return 0;
+    case GgmlType::kF16:
+      return 1;
+    case GgmlType::kQ4_0:
+      return 2;
+    case GgmlType::kQ4_1:
+      return 3;
+    case GgmlType::kQ8_0:
+      return 7;
+    case GgmlType::kQ5_0:
+      return 8;
+    case GgmlType::kQ5_1:
+      return 9;
+    case GgmlType::kQ2_K:
+      return 10;
+    case GgmlType::kQ3_K:
+      return 12;
+    case GgmlType::kQ4_K:
+      return 15;
+    case GgmlType::kQ5_K:
+      return 17;
+    case GgmlType::kQ6_K:
+      return 18;
+    case GgmlType::kBF16:
+      return 32;
+    default:
+      return 0;
   }
 }
 
@@ -102,11 +125,10 @@ absl::Status WriteConvertedRows(ThreadPool& pool, GgmlType type, int64_t n_in, i
 
 absl::Status QuantizeModel(const std::string& in_path, const std::string& out_path,
                            const QuantizeOptions& opts) {
-  if (!IsSupportedType(opts.type) || opts.type == GgmlType::kQ8_1 ||
-      opts.type == GgmlType::kQ8_K) {
+  if (!IsSupportedType(opts.type) || opts.type == GgmlType::kQ8_1 || opts.type == GgmlType::kQ8_K) {
     // Q8_1/Q8_K are activation formats: no kernel multiplies by them.
-    return absl::InvalidArgumentError(absl::StrCat("cannot quantize weights to ",
-                                                   std::string(gguf::ggml_type_name(opts.type))));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot quantize weights to ", std::string(gguf::ggml_type_name(opts.type))));
   }
   auto in = gguf::GgufFile::Open(in_path);
   if (!in.ok()) return in.status();
@@ -124,9 +146,9 @@ absl::Status QuantizeModel(const std::string& in_path, const std::string& out_pa
     const GgmlType dst = ChooseTensorType(t.name, t.n_dims, t.ne[0], opts.type, tied, opts.pure);
     if (dst != t.type && !IsFloatType(t.type)) {
       // Requantizing compounds the error; llama.cpp refuses it by default too.
-      return absl::InvalidArgumentError(absl::StrCat("tensor '", std::string(t.name), "' is already ",
-                                                     std::string(gguf::ggml_type_name(t.type)),
-                                                     "; quantize from an F32/F16/BF16 model"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor '", std::string(t.name), "' is already ",
+          std::string(gguf::ggml_type_name(t.type)), "; quantize from an F32/F16/BF16 model"));
     }
     std::vector<int64_t> dims(t.ne, t.ne + t.n_dims);
     if (auto s = w.DeclareTensor(t.name, dst, std::move(dims)); !s.ok()) return s;

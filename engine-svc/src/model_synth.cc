@@ -16,18 +16,53 @@ using gguf::GgmlType;
 
 // The published configs (config.json) of each model.
 const SynthShape kShapes[] = {
-    {.name = "tinyllama-1.1b", .arch = Arch::kLlama, .n_embd = 2048, .n_layer = 22,
-     .n_head = 32, .n_head_kv = 4, .n_ff = 5632, .n_ctx = 2048},
-    {.name = "llama3.2-1b", .arch = Arch::kLlama, .n_embd = 2048, .n_layer = 16, .n_head = 32,
-     .n_head_kv = 8, .n_ff = 8192, .n_ctx = 131072, .rope_freq_base = 500000.0f,
-     .tied_output = true, .rope_scaling_factor = 32.0f},
-    {.name = "llama2-7b", .arch = Arch::kLlama, .n_embd = 4096, .n_layer = 32, .n_head = 32,
-     .n_head_kv = 32, .n_ff = 11008, .n_ctx = 4096},
-    {.name = "qwen2-0.5b", .arch = Arch::kQwen2, .n_embd = 896, .n_layer = 24, .n_head = 14,
-     .n_head_kv = 2, .n_ff = 4864, .n_ctx = 32768, .rope_freq_base = 1000000.0f,
-     .rms_eps = 1e-6f, .tied_output = true},
-    {.name = "smollm-135m", .arch = Arch::kLlama, .n_embd = 576, .n_layer = 30, .n_head = 9,
-     .n_head_kv = 3, .n_ff = 1536, .n_ctx = 2048, .tied_output = true},
+    {.name = "tinyllama-1.1b",
+     .arch = Arch::kLlama,
+     .n_embd = 2048,
+     .n_layer = 22,
+     .n_head = 32,
+     .n_head_kv = 4,
+     .n_ff = 5632,
+     .n_ctx = 2048},
+    {.name = "llama3.2-1b",
+     .arch = Arch::kLlama,
+     .n_embd = 2048,
+     .n_layer = 16,
+     .n_head = 32,
+     .n_head_kv = 8,
+     .n_ff = 8192,
+     .n_ctx = 131072,
+     .rope_freq_base = 500000.0f,
+     .tied_output = true,
+     .rope_scaling_factor = 32.0f},
+    {.name = "llama2-7b",
+     .arch = Arch::kLlama,
+     .n_embd = 4096,
+     .n_layer = 32,
+     .n_head = 32,
+     .n_head_kv = 32,
+     .n_ff = 11008,
+     .n_ctx = 4096},
+    {.name = "qwen2-0.5b",
+     .arch = Arch::kQwen2,
+     .n_embd = 896,
+     .n_layer = 24,
+     .n_head = 14,
+     .n_head_kv = 2,
+     .n_ff = 4864,
+     .n_ctx = 32768,
+     .rope_freq_base = 1000000.0f,
+     .rms_eps = 1e-6f,
+     .tied_output = true},
+    {.name = "smollm-135m",
+     .arch = Arch::kLlama,
+     .n_embd = 576,
+     .n_layer = 30,
+     .n_head = 9,
+     .n_head_kv = 3,
+     .n_ff = 1536,
+     .n_ctx = 2048,
+     .tied_output = true},
 };
 
 uint64_t Mix(uint64_t z) {  // splitmix64 finaliser
@@ -89,8 +124,7 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
       sh.n_embd % sh.n_head != 0 || sh.n_head % sh.n_head_kv != 0 || sh.n_layer > kMaxLayers) {
     return absl::InvalidArgumentError(absl::StrCat("inconsistent synth shape '", sh.name, "'"));
   }
-  if (!IsSupportedType(opts.type) || opts.type == GgmlType::kQ8_1 ||
-      opts.type == GgmlType::kQ8_K) {
+  if (!IsSupportedType(opts.type) || opts.type == GgmlType::kQ8_1 || opts.type == GgmlType::kQ8_K) {
     return absl::InvalidArgumentError(absl::StrCat("cannot synthesize weights of type ",
                                                    std::string(gguf::ggml_type_name(opts.type))));
   }

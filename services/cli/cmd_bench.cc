@@ -2,7 +2,6 @@
 // plus the memory read bandwidth measured in the same run, since decode is
 // memory-bound and this machine's bandwidth swings from run to run.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -164,25 +163,25 @@ void RunBench(const Args& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("| %-24s | %10s | %8s | %7s | %10s | %8s | %22s |\n", "model", "size", "params",
+  std::printf("| %-24s | %11s | %9s | %7s | %10s | %8s | %22s |\n", "model", "size", "params",
               "threads", "simd", "test", "t/s (median ± sd)");
   std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", std::string(24, '-').c_str(),
-              std::string(10, '-').c_str(), std::string(8, '-').c_str(),
+              std::string(11, '-').c_str(), std::string(9, '-').c_str(),
               std::string(7, '-').c_str(), std::string(10, '-').c_str(),
               std::string(8, '-').c_str(), std::string(22, '-').c_str());
   auto row = [&](const char* kind, int n, const Stats& s) {
     const std::string test = absl::StrFormat("%s%d", kind, n);
     const std::string tps = absl::StrFormat("%.2f ± %.2f", s.median, s.stddev);
-    std::printf("| %-24s | %7.2f MiB | %6.2f M | %7d | %10s | %8s | %22s |\n", name.c_str(),
+    std::printf("| %-24s | %7.2f MiB | %7.2f M | %7d | %10s | %8s | %22s |\n", name.c_str(),
                 size / 1048576.0, params / 1e6, pool.n_threads(), simd.c_str(), test.c_str(),
                 tps.c_str());
   };
   if (a.n_prompt > 0) row("pp", a.n_prompt, pps);
   if (a.n_gen > 0) row("tg", a.n_gen, tgs);
-  std::printf("\nrepetitions %d; pp range %.1f..%.1f, tg range %.1f..%.1f tok/s\n", a.reps,
-              pps.min, pps.max, tgs.min, tgs.max);
-  std::printf("memory read bandwidth: %.1f GB/s (%.1f before, %.1f after decode)\n", bw,
-              bw_before, bw_after);
+  std::printf("\nrepetitions %d; pp range %.1f..%.1f, tg range %.1f..%.1f tok/s\n", a.reps, pps.min,
+              pps.max, tgs.min, tgs.max);
+  std::printf("memory read bandwidth: %.1f GB/s (%.1f before, %.1f after decode)\n", bw, bw_before,
+              bw_after);
   std::printf("decode reads %.2f MiB/token -> roofline %.1f tok/s; efficiency %.1f%%\n",
               bytes_per_tok / 1048576.0, roofline_tps, 100.0 * efficiency);
 }

@@ -1,6 +1,5 @@
 // `llmesh info | generate | logits`: look inside a model and run it.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -154,8 +153,8 @@ void RunGenerate(const RunOptions& o, int n_predict, float temp, int top_k, floa
   const double pp_s = Seconds(t0, t1), tg_s = Seconds(t1, t2);
   // n_gen tokens sampled, n_gen - 1 forward passes after the prefill.
   const int n_steps = std::max(0, n_gen - 1);
-  std::fprintf(stderr, "\nprefill: %zu tokens in %.1f ms (%.1f tok/s)\n", prompt.size(),
-               pp_s * 1e3, prompt.size() / pp_s);
+  std::fprintf(stderr, "\nprefill: %zu tokens in %.1f ms (%.1f tok/s)\n", prompt.size(), pp_s * 1e3,
+               prompt.size() / pp_s);
   std::fprintf(stderr, "decode:  %d tokens in %.1f ms (%.1f tok/s), %d threads\n", n_gen,
                tg_s * 1e3, n_steps > 0 ? n_steps / tg_s : 0.0, pool.n_threads());
 }

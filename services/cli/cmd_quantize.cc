@@ -1,6 +1,5 @@
 // `llmesh quantize IN OUT TYPE`: convert an F32/F16/BF16 model to another type.
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <string>

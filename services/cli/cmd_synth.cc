@@ -1,6 +1,5 @@
 // `llmesh synth`: a deterministic random-weight model of a real shape.
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -32,8 +31,7 @@ void RegisterSynthCommands(CLI::App& app) {
       "synth", "Write a random-weight model of a real shape (norms 1, weights N(0, 0.02))");
   cmd->add_option("--arch", a->arch, "llama or qwen2 (default: the shape's)")
       ->check(CLI::IsMember({"llama", "qwen2"}));
-  cmd->add_option("--shape", a->shape, absl::StrJoin(engine::SynthShapeNames(), " | "))
-      ->required();
+  cmd->add_option("--shape", a->shape, absl::StrJoin(engine::SynthShapeNames(), " | "))->required();
   cmd->add_option("--type", a->type, "Weight type")->capture_default_str();
   cmd->add_option("--vocab-from", a->vocab, "GGUF whose tokenizer.* keys (and n_vocab) to copy")
       ->required();

@@ -1,9 +1,9 @@
 // The batched fast path against the scalar reference, and against itself
 // under different batchings: prefill vs decode, several sequences in one
 // batch vs each alone, small KV spans, small micro-batches.
+#include "gtest/gtest.h"
 #include "llmesh/engine/embed.h"
 #include "llmesh/engine/llama_reference.h"
-#include "gtest/gtest.h"
 #include "model_test_util.h"
 
 namespace llmesh::engine {

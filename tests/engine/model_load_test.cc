@@ -16,7 +16,7 @@ struct Edit {
   std::function<void(gguf::GgufWriter&)> set = {};  // extra keys, after the copy
   std::string rename_arch = {};                     // llama.* keys become <this>.*
   std::string drop_tensor = {};
-  std::string reshape_tensor = {};                  // gets reshape_dims (same byte count)
+  std::string reshape_tensor = {};  // gets reshape_dims (same byte count)
   std::vector<int64_t> reshape_dims = {};
 };
 
@@ -88,8 +88,7 @@ TEST(ModelLoad, LayerCountBeyondLimit) {
 TEST(ModelLoad, LayerCountDisagreesWithTensors) {
   ExpectError({.set = [](gguf::GgufWriter& w) { w.SetU32("llama.block_count", 6); }},
               "missing tensor 'blk.5.");
-  ExpectError({.set = [](gguf::GgufWriter& w) { w.SetU32("llama.block_count", 4); }},
-              "'blk.4.");
+  ExpectError({.set = [](gguf::GgufWriter& w) { w.SetU32("llama.block_count", 4); }}, "'blk.4.");
 }
 
 TEST(ModelLoad, BadHeadCounts) {
@@ -100,14 +99,19 @@ TEST(ModelLoad, BadHeadCounts) {
 }
 
 TEST(ModelLoad, BadFloats) {
-  ExpectError({.set = [](gguf::GgufWriter& w) {
-                 w.SetF32("llama.attention.layer_norm_rms_epsilon", -1.0f);
-               }},
-              "llama.attention.layer_norm_rms_epsilon");
+  ExpectError(
+      {.set =
+           [](gguf::GgufWriter& w) { w.SetF32("llama.attention.layer_norm_rms_epsilon", -1.0f); }},
+      "llama.attention.layer_norm_rms_epsilon");
   ExpectError({.set = [](gguf::GgufWriter& w) { w.SetF32("llama.rope.freq_base", 0.0f); }},
               "llama.rope.freq_base");
   ExpectError({.set = [](gguf::GgufWriter& w) { w.SetString("llama.rope.scaling.type", "yarn2"); }},
               "llama.rope.scaling.type");
+}
+
+TEST(ModelLoad, MixtureOfExpertsRejected) {
+  ExpectError({.set = [](gguf::GgufWriter& w) { w.SetU32("llama.expert_count", 8); }},
+              "mixture-of-experts models ('llama.expert_count' = 8)");
 }
 
 TEST(ModelLoad, MissingTensor) {

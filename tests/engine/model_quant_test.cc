@@ -70,7 +70,8 @@ TEST_P(QuantizedModel, StaysCloseToF32) {
   double worst_f32 = 1.0, worst_ref = 1.0;
   for (size_t i = 0; i < kTokens.size(); ++i) {
     worst_f32 = std::min(worst_f32, Cosine(got[i], want[i]));
-    worst_ref = std::min(worst_ref, Cosine(got[i], ref.Forward(kTokens[i], static_cast<int32_t>(i))));
+    worst_ref =
+        std::min(worst_ref, Cosine(got[i], ref.Forward(kTokens[i], static_cast<int32_t>(i))));
   }
   RecordProperty("min_cos_vs_f32", std::to_string(worst_f32));
   RecordProperty("min_cos_vs_ref", std::to_string(worst_ref));
@@ -148,8 +149,8 @@ TEST(Synth, KnownShapesAndLlama3RopeScaling) {
   auto fast = testing::PrefillAll(*m, pool, {1, 2, 3, 4, 5, 6, 7, 8});
   LlamaReference ref(*m, 16);
   for (size_t i = 0; i < fast.size(); ++i) {
-    EXPECT_LT(testing::NormalisedMaxErr(fast[i], ref.Forward(static_cast<int32_t>(i + 1),
-                                                             static_cast<int32_t>(i))),
+    EXPECT_LT(testing::NormalisedMaxErr(
+                  fast[i], ref.Forward(static_cast<int32_t>(i + 1), static_cast<int32_t>(i))),
               1e-4);
   }
 }

@@ -19,7 +19,9 @@
 
 namespace llmesh::engine::testing {
 
-inline std::string StoriesPath() { return std::string(LLMESH_SHARED_DIR) + "/models/stories260K.gguf"; }
+inline std::string StoriesPath() {
+  return std::string(LLMESH_SHARED_DIR) + "/models/stories260K.gguf";
+}
 
 inline std::unique_ptr<Model> LoadOrDie(const std::string& path) {
   auto m = Model::Load(path);
@@ -88,7 +90,8 @@ inline std::vector<std::vector<float>> PrefillAll(const Model& m, ThreadPool& po
   absl::Status s = ctx.Decode(b, *kv, &out);
   EXPECT_TRUE(s.ok()) << s;
   std::vector<std::vector<float>> rows;
-  for (int32_t i = 0; i < out.n_rows(); ++i) rows.emplace_back(out.Row(i).begin(), out.Row(i).end());
+  for (int32_t i = 0; i < out.n_rows(); ++i)
+    rows.emplace_back(out.Row(i).begin(), out.Row(i).end());
   return rows;
 }
 

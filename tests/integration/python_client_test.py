@@ -58,12 +58,12 @@ class PythonClientTest(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory()
         generate_stubs(ARGS.proto_dir, os.path.join(cls.tmp.name, "stubs"))
 
-    def check_service(self, binary, full_name, call):
+    def check_service(self, binary, full_name, call, extra=()):
         import grpc
         from grpc.health.v1 import health_pb2, health_pb2_grpc
         from grpc.reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-        svc = Service(binary, self.tmp.name)
+        svc = Service(binary, self.tmp.name, extra)
         try:
             channel = grpc.insecure_channel(svc.address)
             grpc.channel_ready_future(channel).result(timeout=10)
@@ -97,16 +97,41 @@ class PythonClientTest(unittest.TestCase):
         except grpc.RpcError as e:
             self.assertNotEqual(e.code(), grpc.StatusCode.UNAVAILABLE, e.details())
 
+    def models_dir(self):
+        return os.path.join(ARGS.shared_dir, "models")
+
     def test_tokenizer(self):
         from llmesh.v1 import tokenizer_pb2, tokenizer_pb2_grpc
-        self.check_service("llmesh-tokenizer", "llmesh.v1.TokenizerService", lambda ch: self.expect_answer_or_unimplemented(
-            lambda: tokenizer_pb2_grpc.TokenizerServiceStub(ch).GetVocabInfo(
-                tokenizer_pb2.GetVocabInfoRequest(model="stories260K"), timeout=5)))
+
+        def call(ch):
+            stub = tokenizer_pb2_grpc.TokenizerServiceStub(ch)
+            ids = stub.Tokenize(tokenizer_pb2.TokenizeRequest(model="stories260K", text="Once upon a time",
+                                                              add_special=True), timeout=5).token_ids
+            self.assertEqual(list(ids), [1, 403, 407, 261, 378])
+            info = stub.GetVocabInfo(tokenizer_pb2.GetVocabInfoRequest(model="stories260K"), timeout=5)
+            self.assertEqual(info.n_vocab, 512)
+        self.check_service("llmesh-tokenizer", "llmesh.v1.TokenizerService", call,
+                           ["--model-dir", self.models_dir()])
 
     def test_engine(self):
-        from llmesh.v1 import engine_pb2, engine_pb2_grpc
-        self.check_service("llmesh-engine", "llmesh.v1.EngineService", lambda ch: self.expect_answer_or_unimplemented(
-            lambda: engine_pb2_grpc.EngineServiceStub(ch).GetStats(engine_pb2.GetStatsRequest(), timeout=5)))
+        from llmesh.v1 import common_pb2, engine_pb2, engine_pb2_grpc
+
+        def call(ch):
+            stub = engine_pb2_grpc.EngineServiceStub(ch)
+            req = engine_pb2.GenerateRequest(model="stories260K", prompt_token_ids=[1, 403, 407, 261, 378],
+                                             sampling=common_pb2.SamplingParams(temperature=0),
+                                             stopping=common_pb2.StoppingCriteria(max_tokens=8))
+            tokens, finish = [], None
+            for resp in stub.Generate(req, timeout=30):
+                tokens += [t.token_id for t in resp.tokens]
+                if resp.finish_reason:
+                    finish = resp.finish_reason
+            # ../shared/models/README.md: the reference greedy continuation.
+            self.assertEqual(tokens, [432, 383, 286, 261, 376, 298, 315, 421])
+            self.assertEqual(finish, common_pb2.FINISH_REASON_LENGTH)
+            self.assertGreaterEqual(stub.GetStats(engine_pb2.GetStatsRequest(), timeout=5).requests_total, 1)
+        self.check_service("llmesh-engine", "llmesh.v1.EngineService", call,
+                           ["--model-dir", self.models_dir(), "--model", "stories260K", "--kv-budget-mb", "8"])
 
     def test_rag(self):
         from llmesh.v1 import rag_pb2, rag_pb2_grpc

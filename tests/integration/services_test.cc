@@ -18,8 +18,8 @@ struct Case {
 std::vector<Case> Cases() {
   std::string models = std::string(LLMESH_SHARED_DIR) + "/models";
   return {
-      {"llmesh-tokenizer", "llmesh.v1.TokenizerService", {}},
-      {"llmesh-engine", "llmesh.v1.EngineService", {}},
+      {"llmesh-tokenizer", "llmesh.v1.TokenizerService", {"--model-dir", models}},
+      {"llmesh-engine", "llmesh.v1.EngineService", {"--model-dir", models, "--model", "stories260K", "--kv-budget-mb", "8"}},
       {"llmesh-rag", "llmesh.v1.RagService", {}},
       {"llmesh-agent", "llmesh.v1.AgentService", {}},
       {"llmesh-gateway", "llmesh.v1.Gateway", {}},

@@ -15,10 +15,10 @@ using SeqId = int32_t;
 using TokenId = int32_t;
 
 struct Batch {
-  std::vector<TokenId> token;  // (n_tokens)
-  std::vector<int32_t> pos;    // (n_tokens) position within its sequence
-  std::vector<SeqId> seq_id;   // (n_tokens)
-  std::vector<uint8_t> output; // (n_tokens) 1 => produce logits/embedding for this token
+  std::vector<TokenId> token;   // (n_tokens)
+  std::vector<int32_t> pos;     // (n_tokens) position within its sequence
+  std::vector<SeqId> seq_id;    // (n_tokens)
+  std::vector<uint8_t> output;  // (n_tokens) 1 => produce logits/embedding for this token
 
   int32_t n_tokens() const { return static_cast<int32_t>(token.size()); }
   int32_t n_outputs() const;

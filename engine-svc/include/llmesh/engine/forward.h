@@ -52,6 +52,9 @@ class ForwardContext {
   // row per output-flagged token. Per sequence, the batch's positions must be
   // consecutive, in order, and start at or before the sequence's current
   // length (no holes); the sequence then ends at its last batch position.
+  // Validation happens before anything is written; a KV cache that runs
+  // out of room (RESOURCE_EXHAUSTED) may leave earlier sequences truncated
+  // to their batch positions.
   absl::Status Decode(const Batch& batch, KvCache& kv, ForwardOutput* out,
                       OutputKind kind = OutputKind::kLogits);
 
@@ -74,18 +77,18 @@ class ForwardContext {
   const int32_t n_ubatch_;
 
   // Scratch, sized for n_ubatch tokens (T):
-  std::vector<float> x_;       // (T, n_embd) residual stream
-  std::vector<float> xb_;      // (T, n_embd) normed input to a sublayer
-  std::vector<float> xb2_;     // (T, n_embd) sublayer output
-  std::vector<float> q_;       // (T, n_head * hd_k)
-  std::vector<float> k_;       // (T, n_head_kv * hd_k)
-  std::vector<float> v_;       // (T, n_head_kv * hd_v)
-  std::vector<float> att_;     // (T, n_head * hd_v) attention output
-  std::vector<float> hb_;      // (T, n_ff) gate, then silu(gate) * up
-  std::vector<float> hb2_;     // (T, n_ff) up
-  std::vector<float> scores_;  // (n_threads, n_ctx) attention weights per worker
-  std::vector<float> rope_cs_; // (T, n_rot) cos/sin of each token's RoPE angles
-  std::vector<float> out_hidden_;        // (n_out, n_embd) normed final hidden states
+  std::vector<float> x_;           // (T, n_embd) residual stream
+  std::vector<float> xb_;          // (T, n_embd) normed input to a sublayer
+  std::vector<float> xb2_;         // (T, n_embd) sublayer output
+  std::vector<float> q_;           // (T, n_head * hd_k)
+  std::vector<float> k_;           // (T, n_head_kv * hd_k)
+  std::vector<float> v_;           // (T, n_head_kv * hd_v)
+  std::vector<float> att_;         // (T, n_head * hd_v) attention output
+  std::vector<float> hb_;          // (T, n_ff) gate, then silu(gate) * up
+  std::vector<float> hb2_;         // (T, n_ff) up
+  std::vector<float> scores_;      // (n_threads, n_ctx) attention weights per worker
+  std::vector<float> rope_cs_;     // (T, n_rot) cos/sin of each token's RoPE angles
+  std::vector<float> out_hidden_;  // (n_out, n_embd) normed final hidden states
   int32_t scores_ctx_ = 0;
 };
 

@@ -37,19 +37,19 @@ inline constexpr int64_t kMaxCtx = 1 << 24;
 
 struct ModelParams {
   Arch arch = Arch::kLlama;
-  std::string name;            // general.name, for display only
+  std::string name;  // general.name, for display only
 
-  int64_t n_vocab = 0;         // rows of token_embd
-  int64_t n_ctx_train = 0;     // {arch}.context_length
-  int64_t n_embd = 0;          // {arch}.embedding_length
-  int64_t n_layer = 0;         // {arch}.block_count
-  int64_t n_ff = 0;            // {arch}.feed_forward_length
-  int64_t n_head = 0;          // {arch}.attention.head_count
-  int64_t n_head_kv = 0;       // {arch}.attention.head_count_kv (GQA), default n_head
-  int64_t n_embd_head_k = 0;   // {arch}.attention.key_length, default n_embd / n_head
-  int64_t n_embd_head_v = 0;   // {arch}.attention.value_length, default n_embd_head_k
-  int64_t n_rot = 0;           // {arch}.rope.dimension_count, default n_embd_head_k
-  float f_norm_rms_eps = 0;    // {arch}.attention.layer_norm_rms_epsilon
+  int64_t n_vocab = 0;        // rows of token_embd
+  int64_t n_ctx_train = 0;    // {arch}.context_length
+  int64_t n_embd = 0;         // {arch}.embedding_length
+  int64_t n_layer = 0;        // {arch}.block_count
+  int64_t n_ff = 0;           // {arch}.feed_forward_length
+  int64_t n_head = 0;         // {arch}.attention.head_count
+  int64_t n_head_kv = 0;      // {arch}.attention.head_count_kv (GQA), default n_head
+  int64_t n_embd_head_k = 0;  // {arch}.attention.key_length, default n_embd / n_head
+  int64_t n_embd_head_v = 0;  // {arch}.attention.value_length, default n_embd_head_k
+  int64_t n_rot = 0;          // {arch}.rope.dimension_count, default n_embd_head_k
+  float f_norm_rms_eps = 0;   // {arch}.attention.layer_norm_rms_epsilon
 
   RopeType rope_type = RopeType::kNorm;
   float rope_freq_base = 10000.0f;  // {arch}.rope.freq_base
@@ -66,9 +66,9 @@ struct ModelParams {
   int64_t rope_scaling_orig_ctx = 8192;
   std::vector<float> rope_freq_factors;  // (n_rot/2) or empty
 
-  bool has_qkv_bias = false;   // qwen2
+  bool has_qkv_bias = false;  // qwen2
 
-  int64_t n_embd_q() const { return n_head * n_embd_head_k; }      // rows of attn_q
+  int64_t n_embd_q() const { return n_head * n_embd_head_k; }  // rows of attn_q
   int64_t n_embd_k_gqa() const { return n_head_kv * n_embd_head_k; }
   int64_t n_embd_v_gqa() const { return n_head_kv * n_embd_head_v; }
   int64_t n_gqa() const { return n_head / n_head_kv; }

@@ -41,7 +41,7 @@ class KvCache {
   int64_t n_layer() const { return n_layer_; }
   int64_t n_embd_k() const { return n_embd_k_; }  // floats per K row (n_head_kv * head_dim)
   int64_t n_embd_v() const { return n_embd_v_; }
-  int32_t n_ctx() const { return n_ctx_; }        // most positions one sequence may hold
+  int32_t n_ctx() const { return n_ctx_; }  // most positions one sequence may hold
 
   // Positions [0, SeqLength) of `seq` hold valid K/V; 0 for an unknown seq.
   virtual int32_t SeqLength(SeqId seq) const = 0;

@@ -33,10 +33,10 @@ namespace llmesh::engine {
 struct LayerWeights {
   const float* attn_norm = nullptr;  // (n_embd)
   WeightView wq{}, wk{}, wv{}, wo{};
-  const float* bq = nullptr;         // (n_head*hd_k) or null
-  const float* bk = nullptr;         // (n_head_kv*hd_k) or null
-  const float* bv = nullptr;         // (n_head_kv*hd_v) or null
-  const float* ffn_norm = nullptr;   // (n_embd)
+  const float* bq = nullptr;        // (n_head*hd_k) or null
+  const float* bk = nullptr;        // (n_head_kv*hd_k) or null
+  const float* bv = nullptr;        // (n_head_kv*hd_v) or null
+  const float* ffn_norm = nullptr;  // (n_embd)
   WeightView w_gate{}, w_up{}, w_down{};
 };
 

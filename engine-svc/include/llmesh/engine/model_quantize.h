@@ -39,8 +39,8 @@ using RowFn = std::function<absl::Status(int64_t row, float* out)>;
 // Writes n_rows rows made by `make_row`, converted to `type`, into `sink`,
 // a group of rows at a time in parallel on `pool`. `progress_bytes` is
 // called with the bytes written after each group.
-absl::Status WriteConvertedRows(ThreadPool& pool, gguf::GgmlType type, int64_t n_in,
-                                int64_t n_rows, const RowFn& make_row, gguf::TensorSink& sink,
+absl::Status WriteConvertedRows(ThreadPool& pool, gguf::GgmlType type, int64_t n_in, int64_t n_rows,
+                                const RowFn& make_row, gguf::TensorSink& sink,
                                 const std::function<void(size_t)>& progress_bytes);
 
 struct QuantizeOptions {

@@ -38,11 +38,11 @@ std::vector<std::string> SynthShapeNames();
 
 struct SynthOptions {
   SynthShape shape;
-  std::optional<Arch> arch;          // overrides shape.arch (qwen2 adds QKV biases)
+  std::optional<Arch> arch;  // overrides shape.arch (qwen2 adds QKV biases)
   gguf::GgmlType type = gguf::GgmlType::kF32;
-  bool pure = false;                 // see ChooseTensorType
+  bool pure = false;                      // see ChooseTensorType
   const gguf::GgufFile* vocab = nullptr;  // tokenizer.* keys copied, n_vocab from it
-  int64_t n_vocab = 0;               // used only without a vocab (no tokenizer keys then)
+  int64_t n_vocab = 0;                    // used only without a vocab (no tokenizer keys then)
   uint64_t seed = 42;
   int n_threads = 0;
   ProgressFn progress;
