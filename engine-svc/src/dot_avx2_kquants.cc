@@ -69,6 +69,7 @@ inline void ScalesK4(ggml_half d, ggml_half dmin, const uint8_t* scales, __m256i
 
 template <> struct KQ<GgmlType::kQ4_K> {
   using Block = block_q4_K;
+  static constexpr bool kFoldMins = false;
   static void Scales(const Block& b, __m256i* sc, __m256i* mn, float* d1, float* d2) {
     ScalesK4(b.d, b.dmin, b.scales, sc, mn, d1, d2);
   }
@@ -77,6 +78,7 @@ template <> struct KQ<GgmlType::kQ4_K> {
 
 template <> struct KQ<GgmlType::kQ5_K> {
   using Block = block_q5_K;
+  static constexpr bool kFoldMins = false;
   static void Scales(const Block& b, __m256i* sc, __m256i* mn, float* d1, float* d2) {
     ScalesK4(b.d, b.dmin, b.scales, sc, mn, d1, d2);
   }
@@ -87,6 +89,7 @@ template <> struct KQ<GgmlType::kQ5_K> {
 
 template <> struct KQ<GgmlType::kQ6_K> {
   using Block = block_q6_K;
+  static constexpr bool kFoldMins = true;  // d1 == d2
   static void Scales(const Block& b, __m256i* sc, __m256i* mn, float* d1, float* d2) {
     *sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
     *mn = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(*sc, 5));  // (q - 32)
@@ -103,6 +106,7 @@ template <> struct KQ<GgmlType::kQ6_K> {
 
 template <> struct KQ<GgmlType::kQ3_K> {
   using Block = block_q3_K;
+  static constexpr bool kFoldMins = true;  // d1 == d2
   static void Scales(const Block& b, __m256i* sc, __m256i* mn, float* d1, float* d2) {
     uint32_t a[4];
     std::memcpy(a, b.scales, 12);
@@ -123,6 +127,7 @@ template <> struct KQ<GgmlType::kQ3_K> {
 
 template <> struct KQ<GgmlType::kQ2_K> {
   using Block = block_q2_K;
+  static constexpr bool kFoldMins = false;
   static void Scales(const Block& b, __m256i* sc, __m256i* mn, float* d1, float* d2) {
     const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
     const __m128i m4 = _mm_set1_epi8(0x0F);
@@ -179,9 +184,13 @@ void KKernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x, siz
       const float dx = xb[t][i].d;
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[t][i].bsums));
       for (int r = 0; r < R; ++r) {
-        const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn[r], bs));
+        if constexpr (Q::kFoldMins) {
+          isum[r][t] = _mm256_add_epi32(isum[r][t], _mm256_madd_epi16(mn[r], bs));
+        } else {
+          const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn[r], bs));
+          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d2[r] * dx), mins, acc[r][t]);
+        }
         acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d1[r] * dx), _mm256_cvtepi32_ps(isum[r][t]), acc[r][t]);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d2[r] * dx), mins, acc[r][t]);
       }
     }
   }

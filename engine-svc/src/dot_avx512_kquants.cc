@@ -6,7 +6,8 @@
 //
 // u are the unsigned quants (0..63), sc the integer scale of group g (16 or
 // 32 elements), and the second term folds each type's offset or min into the
-// activation's per-16 sums (q8_K bsums), so the hot loop never subtracts:
+// activation's per-16 sums (q8_K bsums), so the hot loop never subtracts
+// (where d1 == d2 that term joins the integer sum):
 //   q2_K: d1 = d, sc = scales & 15;  d2 = -dmin, mn = scales >> 4
 //   q3_K: d1 = d, sc = scale6 - 32;  d2 = d,     mn = -4 * sc
 //   q4_K: d1 = d, sc = 6-bit scale;  d2 = -dmin, mn = 6-bit min   (per 32)
@@ -94,7 +95,7 @@ inline void ScalesK4(ggml_half d, ggml_half dmin, const uint8_t* scales, __m512i
 
 template <> struct KQ<GgmlType::kQ4_K> {
   using Block = block_q4_K;
-  static constexpr bool kPer32 = true;
+  static constexpr bool kPer32 = true, kFoldMins = false;
   static void Scales(const Block& b, __m512i* sc, __m256i* mn, float* d1, float* d2) {
     ScalesK4(b.d, b.dmin, b.scales, sc, mn, d1, d2);
   }
@@ -104,7 +105,7 @@ template <> struct KQ<GgmlType::kQ4_K> {
 
 template <> struct KQ<GgmlType::kQ5_K> {
   using Block = block_q5_K;
-  static constexpr bool kPer32 = true;
+  static constexpr bool kPer32 = true, kFoldMins = false;
   static void Scales(const Block& b, __m512i* sc, __m256i* mn, float* d1, float* d2) {
     ScalesK4(b.d, b.dmin, b.scales, sc, mn, d1, d2);
   }
@@ -118,7 +119,7 @@ template <> struct KQ<GgmlType::kQ5_K> {
 
 template <> struct KQ<GgmlType::kQ6_K> {
   using Block = block_q6_K;
-  static constexpr bool kPer32 = false;
+  static constexpr bool kPer32 = false, kFoldMins = true;
   static void Scales(const Block& b, __m512i* sc, __m256i* mn, float* d1, float* d2) {
     const __m256i s = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
     *sc = _mm512_castsi256_si512(s);
@@ -150,7 +151,7 @@ inline __m512i TwoBits(const uint8_t* qs, int c) {
 
 template <> struct KQ<GgmlType::kQ3_K> {
   using Block = block_q3_K;
-  static constexpr bool kPer32 = false;
+  static constexpr bool kPer32 = false, kFoldMins = true;
   static void Scales(const Block& b, __m512i* sc, __m256i* mn, float* d1, float* d2) {
     uint32_t a[4];
     std::memcpy(a, b.scales, 12);
@@ -176,7 +177,7 @@ template <> struct KQ<GgmlType::kQ3_K> {
 
 template <> struct KQ<GgmlType::kQ2_K> {
   using Block = block_q2_K;
-  static constexpr bool kPer32 = false;
+  static constexpr bool kPer32 = false, kFoldMins = false;
   static void Scales(const Block& b, __m512i* sc, __m256i* mn, float* d1, float* d2) {
     const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
     const __m128i m4 = _mm_set1_epi8(0x0F);
@@ -230,9 +231,13 @@ void KKernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x, siz
       const float dx = xb[t][i].d;
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[t][i].bsums));
       for (int r = 0; r < R; ++r) {
-        const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn[r], bs));
+        if constexpr (Q::kFoldMins) {  // d1 == d2: the offsets join the integer sum
+          isum[r][t] = _mm512_dpwssd_epi32(isum[r][t], _mm512_zextsi256_si512(mn[r]), _mm512_zextsi256_si512(bs));
+        } else {
+          const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn[r], bs));
+          acc[r][t] = _mm512_fmadd_ps(_mm512_set1_ps(d2[r] * dx), _mm512_zextps256_ps512(mins), acc[r][t]);
+        }
         acc[r][t] = _mm512_fmadd_ps(_mm512_set1_ps(d1[r] * dx), _mm512_cvtepi32_ps(isum[r][t]), acc[r][t]);
-        acc[r][t] = _mm512_fmadd_ps(_mm512_set1_ps(d2[r] * dx), _mm512_zextps256_ps512(mins), acc[r][t]);
       }
     }
   }

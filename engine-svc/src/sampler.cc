@@ -337,22 +337,9 @@ int32_t Sampler::DrawDense(float inv_temp) {
   if (prob_.size() < static_cast<size_t>(n_vocab_)) prob_.resize(n_vocab_);
   if (block_sum_.size() < n_blocks) block_sum_.resize((n_vocab_ + kLanes - 1) / kLanes);
   const float m = MaxOf(std::span<const float>(work_.data(), n));
-  const float* w = work_.data();
-  float* pr = prob_.data();
-  size_t i = 0;
-  for (size_t b = 0; b < n_blocks; ++b, i += kLanes) {
-    float s = 0.0f;
-    if (i + kLanes <= n) {
-      for (size_t j = 0; j < kLanes; ++j) pr[i + j] = FastExp((w[i + j] - m) * inv_temp);
-      for (size_t j = 0; j < kLanes; ++j) s += pr[i + j];
-    } else {
-      for (size_t j = i; j < n; ++j) {
-        pr[j] = FastExp((w[j] - m) * inv_temp);
-        s += pr[j];
-      }
-    }
-    block_sum_[b] = s;
-  }
+  sampler_internal::ExpWithBlockSums(std::span<const float>(work_.data(), n), m, inv_temp,
+                                     prob_.data(), block_sum_.data());
+  const float* pr = prob_.data();
   double total = 0.0;
   for (size_t b = 0; b < n_blocks; ++b) total += block_sum_[b];
   const double r = NextUniform() * total;

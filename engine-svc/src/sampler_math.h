@@ -47,36 +47,18 @@ inline float CleanLogit(float x) {
   return x != x ? kNegInf : std::min(x, std::numeric_limits<float>::max());
 }
 
-inline void CopyClean(std::span<const float> in, float* out) {
-  for (size_t i = 0; i < in.size(); ++i) out[i] = CleanLogit(in[i]);
-}
-
-inline float MaxOf(std::span<const float> v) {
-  float m[kLanes];
-  std::fill(m, m + kLanes, kNegInf);
-  size_t i = 0;
-  for (; i + kLanes <= v.size(); i += kLanes) {
-    for (size_t j = 0; j < kLanes; ++j) m[j] = v[i + j] > m[j] ? v[i + j] : m[j];
-  }
-  for (; i < v.size(); ++i) m[0] = v[i] > m[0] ? v[i] : m[0];
-  float r = m[0];
-  for (size_t j = 1; j < kLanes; ++j) r = m[j] > r ? m[j] : r;
-  return r;
-}
-
-// Σ exp((v[i] - shift) * scale) in 16 float partial sums (error ~n/16 ulps,
-// ample for logprobs).
-inline float SumExp(std::span<const float> v, float shift, float scale) {
-  float s[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= v.size(); i += kLanes) {
-    for (size_t j = 0; j < kLanes; ++j) s[j] += FastExp((v[i + j] - shift) * scale);
-  }
-  for (; i < v.size(); ++i) s[0] += FastExp((v[i] - shift) * scale);
-  float r = 0.0f;
-  for (size_t j = 0; j < kLanes; ++j) r += s[j];
-  return r;
-}
+// Vocabulary-sized passes (sampler_math.cc): explicit 16-lane vectors,
+// cloned for AVX-512 / AVX2 / baseline and picked at load time. Lane order
+// is fixed and no FMA contraction happens (ISO C++ mode), so every clone
+// returns the same bits.
+void CopyClean(std::span<const float> in, float* out);
+float MaxOf(std::span<const float> v);
+// Σ exp((v[i] - shift) * scale), in 16 partial sums (error ~n/16 ulps).
+float SumExp(std::span<const float> v, float shift, float scale);
+// prob[i] = exp((v[i] - shift) * scale) and block_sum[b] = Σ prob over the
+// 16-token block b (the last one partial).
+void ExpWithBlockSums(std::span<const float> v, float shift, float scale, float* prob,
+                      float* block_sum);
 
 // Lowest index of the largest value (greedy; llama.cpp breaks ties the same way).
 inline int32_t ArgMaxLowest(std::span<const float> v) {
