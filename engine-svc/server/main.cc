@@ -1,6 +1,7 @@
 // llmesh-engine: model execution behind engine.proto. Health is NOT_SERVING
 // until a model is loaded (at start-up with --model, or by LoadModel).
 #include "engine_service.h"
+#include "registration.h"
 #include "llmesh/common/logging.h"
 #include "llmesh/rpc/service_main.h"
 #include "spdlog/spdlog.h"
@@ -10,7 +11,7 @@ namespace {
 class Module : public llmesh::rpc::ServiceModule {
  public:
   std::vector<llmesh::OptionSpec> Options() const override {
-    return {
+    std::vector<llmesh::OptionSpec> options = {
         {"model_dir", "models", "Directory of GGUF files; LoadModel takes names in it, never paths"},
         {"model", "", "Comma-separated model names to load at start-up"},
         {"threads", "0", "Compute threads (0: one per core)"},
@@ -23,6 +24,8 @@ class Module : public llmesh::rpc::ServiceModule {
         {"session_ttl", "60s", "Idle time before a Prefill/Decode session is dropped"},
         {"max_sessions", "64", "Open sessions at most"},
     };
+    for (auto& o : llmesh::engine::RegistrationOptions()) options.push_back(std::move(o));
+    return options;
   }
 
   absl::Status Init(const llmesh::Config& config, llmesh::rpc::ServerRunner& runner) override {
@@ -47,6 +50,7 @@ class Module : public llmesh::rpc::ServiceModule {
     if (!ttl.ok()) return ttl.status();
     ec.session_ttl = *ttl;
     preload_ = config.GetList("model");
+    config_ = &config;
     engine_ = std::make_unique<llmesh::engine::Engine>(ec);
     runner_ = &runner;
     service_ = std::make_unique<llmesh::engine::EngineServiceImpl>(
@@ -61,16 +65,24 @@ class Module : public llmesh::rpc::ServiceModule {
       if (!info.ok()) return info.status();
     }
     runner.SetServing(engine_->AnyLoaded());
+    auto reg = llmesh::engine::StartRegistration(*config_, runner, *engine_);  // after the models load
+    if (!reg.ok()) return reg.status();
+    registration_ = std::move(*reg);
     return absl::OkStatus();
   }
 
-  void Stopping() override { engine_.reset(); }
+  void Stopping() override {
+    registration_.reset();
+    engine_.reset();
+  }
 
  private:
   std::vector<std::string> preload_;
   std::unique_ptr<llmesh::engine::Engine> engine_;
   std::unique_ptr<llmesh::engine::EngineServiceImpl> service_;
   llmesh::rpc::ServerRunner* runner_ = nullptr;
+  const llmesh::Config* config_ = nullptr;
+  std::shared_ptr<llmesh::engine::GatewayRegistration> registration_;
 };
 
 }  // namespace

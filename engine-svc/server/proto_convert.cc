@@ -18,6 +18,8 @@ SamplingConfig ToSamplingConfig(const v1::SamplingParams& p, int32_t top_logprob
   if (p.has_mirostat_tau()) c.mirostat_tau = p.mirostat_tau();
   if (p.has_mirostat_eta()) c.mirostat_eta = p.mirostat_eta();
   if (p.has_seed()) c.seed = p.seed();
+  c.grammar = p.grammar();
+  c.json_schema = p.json_schema();
   c.n_top_logprobs = top_logprobs;
   return c;
 }

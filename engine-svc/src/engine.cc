@@ -334,7 +334,7 @@ void Engine::Decode(const std::string& id, SamplingConfig sampling, int32_t n_to
   const int32_t n_vocab = static_cast<int32_t>(lm->model->params().n_vocab);
   if (n_tokens < 1 || n_tokens > 4096) return done(absl::InvalidArgumentError("n_tokens must be in 1..4096"));
   if (auto st = ValidateSamplingConfig(sampling, n_vocab); !st.ok()) return done(st);
-  auto sampler = Sampler::Create(sampling, n_vocab);
+  auto sampler = Sampler::Create(sampling, n_vocab, lm->scheduler->token_pieces());
   if (!sampler.ok()) return done(sampler.status());
   const int32_t n_ctx = lm->scheduler->config().n_ctx;
   lm->scheduler->Post([session = *s, sampler = std::shared_ptr<Sampler>(std::move(*sampler)), n_tokens, n_ctx,

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "llmesh/engine/grammar.h"
 #include "sampler_math.h"
 
 namespace llmesh::engine {
@@ -38,11 +39,28 @@ bool ByKey(const Sampler::Candidate& a, const Sampler::Candidate& b) {
 
 }  // namespace
 
+absl::Status ValidateSamplingNumbers(const SamplingConfig& c, int32_t n_vocab);  // sampler_config.cc
+
 absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(const SamplingConfig& config,
                                                          int32_t n_vocab) {
-  if (absl::Status s = ValidateSamplingConfig(config, n_vocab); !s.ok()) return s;
+  return Create(config, n_vocab, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(const SamplingConfig& config,
+                                                         int32_t n_vocab,
+                                                         std::shared_ptr<const TokenPieces> vocab) {
+  if (absl::Status s = ValidateSamplingNumbers(config, n_vocab); !s.ok()) return s;
+  auto grammar = CompileSamplingGrammar(config);
+  if (!grammar.ok()) return grammar.status();
+  if (*grammar != nullptr && vocab == nullptr) {
+    return absl::FailedPreconditionError("sampling: a grammar needs the model's vocabulary pieces");
+  }
   const uint64_t seed = config.seed.has_value() ? *config.seed : RandomSeed();
-  return std::unique_ptr<Sampler>(new Sampler(config, n_vocab, seed));
+  std::unique_ptr<Sampler> sampler(new Sampler(config, n_vocab, seed));
+  if (*grammar != nullptr) {
+    sampler->AddProcessor(std::make_unique<GrammarConstraint>(std::move(*grammar), std::move(vocab)));
+  }
+  return sampler;
 }
 
 Sampler::Sampler(const SamplingConfig& config, int32_t n_vocab, uint64_t seed)

@@ -3,9 +3,15 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "llmesh/engine/grammar.h"
 #include "llmesh/engine/sampler.h"
 
 namespace llmesh::engine {
+
+// The numeric checks alone (Sampler::Create runs them, then compiles the
+// grammar once itself).
+absl::Status ValidateSamplingNumbers(const SamplingConfig& c, int32_t n_vocab);
+
 namespace {
 
 absl::Status Bad(const char* field, float value, const char* rule) {
@@ -21,6 +27,13 @@ absl::Status BadInt(const char* field, int64_t value, const char* rule) {
 }  // namespace
 
 absl::Status ValidateSamplingConfig(const SamplingConfig& c, int32_t n_vocab) {
+  if (absl::Status s = ValidateSamplingNumbers(c, n_vocab); !s.ok()) return s;
+  // Compiled here only to report errors up front (Submit); Create compiles
+  // the one it keeps.
+  return CompileSamplingGrammar(c).status();
+}
+
+absl::Status ValidateSamplingNumbers(const SamplingConfig& c, int32_t n_vocab) {
   if (n_vocab <= 0) return BadInt("n_vocab", n_vocab, "> 0");
   // Finite first, so the range checks below never see NaN (which compares
   // false against every bound and would slip through).

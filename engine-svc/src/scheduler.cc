@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "llmesh/common/logging.h"
+#include "llmesh/engine/grammar.h"
 #include "llmesh/tokenizer/tokenizer.h"
 #include "spdlog/spdlog.h"
 
@@ -69,6 +70,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Model& model,
   if (!tok.ok()) return tok.status();
   s->is_eog_.assign(hp.n_vocab, 0);
   for (int32_t id = 0; id < hp.n_vocab && id < (*tok)->n_vocab(); ++id) s->is_eog_[id] = (*tok)->is_eog(id);
+  s->token_pieces_ = TokenPieces::FromTokenizer(**tok, static_cast<int32_t>(hp.n_vocab));
   s->loop_ = std::thread([p = s.get()] { p->Loop(); });
   return s;
 }
@@ -294,7 +296,8 @@ void Scheduler::Admit() {
     seq->seq = AllocateSeqId();
     seq->tokens = r->req.prompt;
     seq->n_prompt = static_cast<int32_t>(r->req.prompt.size());
-    auto sampler = Sampler::Create(r->req.sampling, static_cast<int32_t>(model_.params().n_vocab));
+    auto sampler =
+        Sampler::Create(r->req.sampling, static_cast<int32_t>(model_.params().n_vocab), token_pieces_);
     if (!sampler.ok()) {  // validated in Submit; kept as a guard
       r->sink->OnFinish(0, FinishReason::kError, {}, std::string(sampler.status().message()));
       ReleaseSeqId(seq->seq);

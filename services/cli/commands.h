@@ -21,5 +21,7 @@ void RegisterBenchCommands(CLI::App& app);
 void RegisterTokenizeCommands(CLI::App& app);
 // cmd_up.cc: up, health
 void RegisterUpCommands(CLI::App& app);
+// cmd_chat.cc: chat
+void RegisterChatCommands(CLI::App& app);
 
 }  // namespace llmesh::cli

@@ -59,8 +59,8 @@ absl::Status ServerRunner::Start() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   // Internal services are reached over loopback or a cluster network; TLS is
-  // the gateway's concern.
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  // the gateway's concern (SetCredentials).
+  builder.AddListeningPort(options_.listen, credentials_ ? credentials_ : grpc::InsecureServerCredentials(), &port_);
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind a port
   // that is taken; we want "address in use" instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -123,6 +123,7 @@ void ServerRunner::RequestShutdown() { shutdown_requested_.store(true); }
 
 void ServerRunner::Shutdown() {
   if (!server_ || shut_down_.exchange(true)) return;
+  for (auto& fn : on_shutdown_) fn();
   // Health first, so load balancers stop sending before the listener closes.
   SetServing(false);
   auto deadline = std::chrono::system_clock::now() +

@@ -24,6 +24,7 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -35,8 +36,7 @@ namespace llmesh::engine {
 
 inline constexpr int32_t kMaxTopLogprobs = 20;  // OpenAI's limit
 
-// Mirrors proto/llmesh/v1/common.proto SamplingParams (the sampling bits;
-// grammar/json_schema arrive as a LogitProcessor), with the same defaults.
+// Mirrors proto/llmesh/v1/common.proto SamplingParams, with the same defaults.
 struct SamplingConfig {
   float temperature = 1.0f;         // [0, 100]; 0 = greedy (argmax, lowest id on ties)
   int32_t top_k = 0;                // >= 0; 0 = off
@@ -53,10 +53,19 @@ struct SamplingConfig {
   float mirostat_eta = 0.1f;        // learning rate; > 0 when mirostat is on
   std::optional<uint64_t> seed;     // unset: drawn from std::random_device at Create
   int32_t n_top_logprobs = 0;       // [0, kMaxTopLogprobs]
+  // Constrained decoding (grammar.h), at most one of them: a GBNF grammar, or
+  // a JSON Schema as JSON text. Sampler::Create compiles it into a
+  // GrammarConstraint processor.
+  std::string grammar;
+  std::string json_schema;
 };
 
+class TokenPieces;  // grammar.h: a model's vocabulary as bytes
+
 // INVALID_ARGUMENT naming the field and its value for anything out of range
-// (NaN/inf anywhere included). Requests are untrusted: call before Create.
+// (NaN/inf anywhere included), or for a grammar / JSON schema that does not
+// compile (with its line:column or schema path). Requests are untrusted:
+// call before Create.
 absl::Status ValidateSamplingConfig(const SamplingConfig& config, int32_t n_vocab);
 
 struct TokenLogprob {
@@ -93,6 +102,12 @@ class Sampler {
   // deterministic from then on.
   static absl::StatusOr<std::unique_ptr<Sampler>> Create(const SamplingConfig& config,
                                                          int32_t n_vocab);
+  // The same, for configs that may carry a grammar or JSON schema: it is
+  // compiled here and attached as a GrammarConstraint over `vocab` (the
+  // model's pieces, shared). FAILED_PRECONDITION if one is set and vocab is null.
+  static absl::StatusOr<std::unique_ptr<Sampler>> Create(const SamplingConfig& config,
+                                                         int32_t n_vocab,
+                                                         std::shared_ptr<const TokenPieces> vocab);
 
   // Picks the next token from `logits` (n_vocab of them; extra entries are
   // ignored, missing ones are treated as absent). Advances only the RNG; the

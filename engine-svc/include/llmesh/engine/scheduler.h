@@ -83,6 +83,8 @@ class Scheduler {
   SchedulerStats Stats() const;
   const SchedulerConfig& config() const { return config_; }
   const Model& model() const { return model_; }
+  // The model's vocabulary as bytes, for grammar-constrained sampling.
+  const std::shared_ptr<const TokenPieces>& token_pieces() const { return token_pieces_; }
 
  private:
   struct Request;
@@ -106,6 +108,7 @@ class Scheduler {
   std::unique_ptr<ForwardContext> ctx_;
   std::unique_ptr<PagedKvCache> kv_;
   std::vector<uint8_t> is_eog_;  // (n_vocab) end-of-generation tokens of the model's vocabulary
+  std::shared_ptr<const TokenPieces> token_pieces_;  // built once, shared by every sampler
 
   // Shared with other threads, under mu_.
   mutable std::mutex mu_;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,12 @@ class ServerRunner {
   int port() const { return port_; }
   std::string address() const;
 
+  // TLS or other listener credentials (before Start); default insecure.
+  void SetCredentials(std::shared_ptr<grpc::ServerCredentials> credentials) { credentials_ = std::move(credentials); }
+  // Runs at the start of Shutdown(), before health turns NOT_SERVING and the
+  // drain begins (e.g. a worker deregistering from the gateway).
+  void OnShutdown(std::function<void()> fn) { on_shutdown_.push_back(std::move(fn)); }
+
   // grpc.health.v1 status of every registered service ("" included).
   void SetServing(bool serving);
 
@@ -69,6 +76,8 @@ class ServerRunner {
   std::vector<grpc::Service*> services_;
   std::vector<std::string> service_names_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::ServerCredentials> credentials_;
+  std::vector<std::function<void()>> on_shutdown_;
   int port_ = 0;
   std::atomic<bool> shut_down_{false};
   std::atomic<bool> shutdown_requested_{false};

@@ -1,0 +1,285 @@
+#include "http_server.h"
+
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <future>
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "embed.h"
+#include "httplib.h"
+#include "llmesh/common/logging.h"
+#include "llmesh/gateway/errors.h"
+#include "llmesh/gateway/openai_json.h"
+#include "spdlog/spdlog.h"
+
+namespace llmesh::gateway {
+namespace {
+
+// Generation responses handed from the strand to the HTTP handler thread.
+class BlockingSink : public GenerationSink {
+ public:
+  void OnResponse(v1::GatewayGenerateResponse r) override {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(r));
+    cv_.notify_all();
+  }
+  void OnFinish(const absl::Status& st) override {
+    std::lock_guard lock(mu_);
+    final_ = st;
+    cv_.notify_all();
+  }
+  // Waits until something is queued or the generation finished (or `until`).
+  // Returns false on timeout.
+  bool Wait(absl::Time until) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_until(lock, absl::ToChronoTime(until), [this] { return !queue_.empty() || final_.has_value(); });
+  }
+  // Takes everything queued; `final` is set once the generation is over.
+  std::deque<v1::GatewayGenerateResponse> Take(std::optional<absl::Status>* final) {
+    std::lock_guard lock(mu_);
+    std::deque<v1::GatewayGenerateResponse> out;
+    out.swap(queue_);
+    *final = final_;
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<v1::GatewayGenerateResponse> queue_;
+  std::optional<absl::Status> final_;
+};
+
+void SendError(httplib::Response& res, const absl::Status& st, const std::string& param = "") {
+  res.status = HttpStatusOf(st.code());
+  if (st.code() == absl::StatusCode::kResourceExhausted) res.set_header("Retry-After", "1");
+  if (st.code() == absl::StatusCode::kUnauthenticated) res.set_header("WWW-Authenticate", "Bearer");
+  res.set_content(OpenAiErrorBody(st, param), "application/json");
+}
+
+std::string RequestIdOf(const httplib::Request& req) {
+  std::string id = req.get_header_value("x-request-id");
+  if (id.empty() || id.size() > 128) return NewRequestId();
+  for (char c : id)
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return NewRequestId();
+  return id;
+}
+
+int64_t UnixNow() { return absl::ToUnixSeconds(absl::Now()); }
+
+}  // namespace
+
+HttpServer::HttpServer(HttpOptions options, GatewayContext& gw, const ApiKeys& keys)
+    : options_(std::move(options)), gw_(gw), keys_(keys) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+absl::Status HttpServer::Start() {
+  bool tls = !options_.tls_cert_file.empty() || !options_.tls_key_file.empty();
+  if (tls) {
+    if (options_.tls_cert_file.empty() || options_.tls_key_file.empty())
+      return absl::InvalidArgumentError("HTTPS needs both tls_cert_file and tls_key_file");
+    auto ssl = std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(), options_.tls_key_file.c_str());
+    if (!ssl->is_valid()) return absl::InvalidArgumentError("cannot load the TLS certificate or key");
+    server_ = std::move(ssl);
+  } else {
+    server_ = std::make_unique<httplib::Server>();
+  }
+  int threads = options_.threads < 4 ? 4 : options_.threads;
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_->set_payload_max_length(options_.max_body_bytes);
+  server_->set_read_timeout(30, 0);
+  server_->set_write_timeout(10, 0);
+  Routes();
+  auto colon = options_.listen.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || !absl::SimpleAtoi(options_.listen.substr(colon + 1), &port) || port < 0 ||
+      port > 65535)
+    return absl::InvalidArgumentError(absl::StrCat("http_listen '", options_.listen, "' is not host:port"));
+  std::string host = options_.listen.substr(0, colon);
+  if (port == 0) {
+    port_ = server_->bind_to_any_port(host.c_str());
+    if (port_ <= 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
+  } else {
+    if (!server_->bind_to_port(host.c_str(), port))
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen, " (address in use?)"));
+    port_ = port;
+  }
+  if (!options_.port_file.empty()) {
+    std::string tmp = options_.port_file + ".tmp";
+    {
+      std::ofstream f(tmp);
+      f << port_ << "\n";
+    }
+    std::rename(tmp.c_str(), options_.port_file.c_str());
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  spdlog::info("event=http_listening address={}:{} tls={}", host, port_, tls);
+  return absl::OkStatus();
+}
+
+void HttpServer::Stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void HttpServer::Routes() {
+  auto& s = *server_;
+  // Every response carries the request id; generation routes log an access line.
+  auto guarded = [this](const char* route, bool generation,
+                        std::function<void(const httplib::Request&, httplib::Response&, const std::string&)> fn) {
+    return [this, route, generation, fn](const httplib::Request& req, httplib::Response& res) {
+      absl::Time start = absl::Now();
+      std::string rid = RequestIdOf(req);
+      res.set_header("x-request-id", rid);
+      if (auto st = keys_.Check(req.get_header_value("Authorization")); !st.ok()) {
+        SendError(res, st);
+      } else if (draining_ && generation) {
+        SendError(res, absl::UnavailableError("the gateway is shutting down"));
+      } else {
+        fn(req, res, rid);
+      }
+      gw_.metrics->CountRequest(route, std::to_string(res.status));
+      spdlog::debug("event=http route={} status={} request_id={} remote={} duration_ms={:.2f}", route, res.status, rid,
+                    req.remote_addr, absl::ToDoubleMilliseconds(absl::Now() - start));
+    };
+  };
+
+  auto generate = [this](bool chat) {
+    return [this, chat](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
+      std::string param;
+      auto parsed = chat ? ParseChatCompletionRequest(req.body, gw_.default_model, &param)
+                         : ParseCompletionRequest(req.body, gw_.default_model, &param);
+      if (!parsed.ok()) return SendError(res, parsed.status(), param);
+      OpenAiRequest r = std::move(*parsed);
+      absl::Time deadline = absl::Now() + gw_.request_timeout;
+      auto sink = std::make_shared<BlockingSink>();
+      std::string model = r.job.model.empty() ? gw_.default_model : r.job.model;
+      auto builder = std::make_shared<OpenAiResponseBuilder>(
+          chat, absl::StrCat(chat ? "chatcmpl-" : "cmpl-", rid), model, UnixNow(), r.job.n, r.job.logprobs,
+          r.job.top_logprobs);
+      auto gen = Generation::Start(gw_, std::move(r.job), rid, deadline, sink);
+      // Wait for the first output, or the error that comes instead, to choose the status.
+      absl::Time give_up = deadline + absl::Seconds(5);
+      if (!sink->Wait(give_up)) {
+        gen->Cancel();
+        return SendError(res, absl::DeadlineExceededError("no answer before the request's deadline"));
+      }
+      std::optional<absl::Status> final;
+      auto first = sink->Take(&final);
+      if (first.empty() && final && !final->ok()) return SendError(res, *final);
+      if (!r.stream) {
+        for (auto& m : first) builder->Add(m);
+        while (!final) {
+          if (!sink->Wait(give_up)) {
+            gen->Cancel();
+            return SendError(res, absl::DeadlineExceededError("the request's deadline expired"));
+          }
+          for (auto& m : sink->Take(&final)) builder->Add(m);
+        }
+        if (!final->ok()) return SendError(res, *final);
+        res.set_content(builder->Complete(), "application/json");
+        return;
+      }
+      bool include_usage = r.include_usage;
+      auto pending = std::make_shared<std::deque<v1::GatewayGenerateResponse>>(std::move(first));
+      auto done = std::make_shared<std::optional<absl::Status>>(final);
+      res.set_header("Cache-Control", "no-cache");
+      res.set_chunked_content_provider(
+          "text/event-stream",
+          [sink, gen, builder, pending, done, include_usage, give_up](size_t, httplib::DataSink& out) {
+            while (true) {
+              std::string buf;
+              for (auto& m : *pending)
+                for (auto& chunk : builder->Chunks(m)) absl::StrAppend(&buf, "data: ", chunk, "\n\n");
+              pending->clear();
+              if (*done) {
+                if (!(*done)->ok()) {
+                  // Headers are gone: the error travels as an event OpenAI clients raise.
+                  absl::StrAppend(&buf, "data: ", OpenAiErrorBody(**done), "\n\n");
+                } else {
+                  if (include_usage) absl::StrAppend(&buf, "data: ", builder->UsageChunk(), "\n\n");
+                  buf += "data: [DONE]\n\n";
+                }
+                if (!out.write(buf.data(), buf.size())) return false;
+                out.done();
+                return true;
+              }
+              if (!buf.empty()) {
+                if (!out.write(buf.data(), buf.size())) return false;  // client gone: releaser cancels
+                return true;
+              }
+              if (!sink->Wait(std::min(give_up, absl::Now() + absl::Milliseconds(200)))) {
+                if (absl::Now() >= give_up) return false;
+                if (!out.is_writable()) return false;
+                continue;
+              }
+              *pending = sink->Take(done.get());
+            }
+          },
+          [gen](bool success) {
+            if (!success) gen->Cancel();  // client disconnected: free the engine sequence
+          });
+    };
+  };
+
+  s.Post("/v1/chat/completions", guarded("/v1/chat/completions", true, generate(true)));
+  s.Post("/v1/completions", guarded("/v1/completions", true, generate(false)));
+
+  s.Post("/v1/embeddings", guarded("/v1/embeddings", true, [this](const httplib::Request& req,
+                                                                   httplib::Response& res, const std::string& rid) {
+           std::string param;
+           auto parsed = ParseEmbeddingsRequest(req.body, gw_.default_model, &param);
+           if (!parsed.ok()) return SendError(res, parsed.status(), param);
+           EmbedJob job;
+           job.model = parsed->model;
+           job.texts = parsed->texts;
+           job.token_inputs = parsed->token_inputs;
+           auto promise = std::make_shared<std::promise<absl::StatusOr<v1::GatewayEmbedResponse>>>();
+           auto future = promise->get_future();
+           RunEmbed(gw_, std::move(job), rid, absl::Now() + gw_.request_timeout,
+                    [promise](absl::StatusOr<v1::GatewayEmbedResponse> r) { promise->set_value(std::move(r)); });
+           auto r = future.get();
+           if (!r.ok()) return SendError(res, r.status());
+           res.set_content(EmbeddingsResponseJson(parsed->model, *r, parsed->base64), "application/json");
+         }));
+
+  s.Get("/v1/models", guarded("/v1/models", false,
+                              [this](const httplib::Request&, httplib::Response& res, const std::string&) {
+                                res.set_content(ModelsListJson(ListModelsOf(*gw_.pool), UnixNow()),
+                                                "application/json");
+                              }));
+
+  // Public: load balancers and probes carry no key.
+  s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    int healthy = 0;
+    for (const auto& w : gw_.pool->table().Snapshot()) healthy += w.routable() ? 1 : 0;
+    bool ok = healthy > 0 && !draining_;
+    res.status = ok ? 200 : 503;
+    res.set_content(absl::StrCat("{\"status\":\"", ok ? "ok" : "unavailable", "\",\"healthy_workers\":", healthy, "}"),
+                    "application/json");
+  });
+
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    GatewayMetrics::Gauges g;
+    g.queue_depth = gw_.admission->queued();
+    g.running = gw_.admission->running();
+    for (const auto& w : gw_.pool->table().Snapshot()) g.workers.push_back({w.address, w.outstanding, w.routable()});
+    res.set_content(gw_.metrics->Render(g), "text/plain; version=0.0.4");
+  });
+
+  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    absl::Status st = res.status == 404   ? absl::NotFoundError(absl::StrCat("no route for ", req.method, " ", req.path))
+                      : res.status == 413 ? absl::InvalidArgumentError("the request body is too large")
+                                          : absl::InvalidArgumentError(absl::StrCat("HTTP ", res.status));
+    int status = res.status;
+    res.set_content(OpenAiErrorBody(st), "application/json");
+    res.status = status;
+  });
+}
+
+}  // namespace llmesh::gateway

@@ -1,0 +1,170 @@
+#include "worker_pool.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "llmesh/common/logging.h"
+#include "llmesh/rpc/channel.h"
+#include "llmesh/rpc/health.h"
+#include "spdlog/spdlog.h"
+
+namespace llmesh::gateway {
+
+WorkerPool::WorkerPool(WorkerPoolOptions options, Router& router) : options_(std::move(options)), router_(router) {
+  for (const auto& a : options_.static_workers) table_.Add(a, kSourceStatic);
+}
+
+WorkerPool::~WorkerPool() { Stop(); }
+
+void WorkerPool::Start() {
+  ResolveDns();
+  CheckAll();
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void WorkerPool::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void WorkerPool::CheckSoon() {
+  {
+    std::lock_guard lock(mu_);
+    check_now_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::shared_ptr<v1::EngineService::Stub> WorkerPool::Stub(const std::string& address) {
+  std::lock_guard lock(mu_);
+  auto it = stubs_.find(address);
+  if (it != stubs_.end()) return it->second;
+  auto channel = rpc::CreateChannel(address, options_.max_message_bytes);
+  channels_[address] = channel;
+  auto stub = std::shared_ptr<v1::EngineService::Stub>(v1::EngineService::NewStub(channel));
+  stubs_[address] = stub;
+  return stub;
+}
+
+std::map<std::string, v1::ModelInfo> WorkerPool::Models() const {
+  std::map<std::string, v1::ModelInfo> out;
+  std::lock_guard lock(mu_);
+  for (const auto& w : table_.Snapshot()) {
+    for (const auto& m : w.models) {
+      auto it = model_info_.find(m);
+      v1::ModelInfo info;
+      if (it != model_info_.end()) info = it->second;
+      info.set_name(m);
+      out.emplace(m, info);
+    }
+  }
+  return out;
+}
+
+bool WorkerPool::Knows(const std::string& model) const {
+  for (const auto& w : table_.Snapshot())
+    if (w.Serves(model)) return true;
+  return false;
+}
+
+void WorkerPool::MarkFailed(const std::string& address) {
+  table_.MarkFailed(address);
+  router_.Forget(address);
+  spdlog::warn("event=worker_failed worker={}", address);
+  CheckSoon();
+}
+
+void WorkerPool::ResolveDns() {
+  if (options_.dns_target.empty()) return;
+  auto colon = options_.dns_target.rfind(':');
+  if (colon == std::string::npos) return;
+  std::string host = options_.dns_target.substr(0, colon), port = options_.dns_target.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) {
+    spdlog::warn("event=dns_failed target={}", options_.dns_target);
+    return;  // keep what we had
+  }
+  std::set<std::string> found;
+  for (addrinfo* p = res; p; p = p->ai_next) {
+    char buf[NI_MAXHOST];
+    if (getnameinfo(p->ai_addr, p->ai_addrlen, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) != 0) continue;
+    std::string ip = buf;
+    found.insert(p->ai_family == AF_INET6 ? absl::StrCat("[", ip, "]:", port) : absl::StrCat(ip, ":", port));
+  }
+  freeaddrinfo(res);
+  for (const auto& a : found)
+    if (table_.Add(a, kSourceDns)) spdlog::info("event=worker_added source=dns worker={}", a);
+  for (const auto& a : table_.Addresses(kSourceDns))
+    if (!found.count(a) && table_.RemoveSource(a, kSourceDns)) router_.Forget(a);
+}
+
+void WorkerPool::CheckAll() {
+  for (const auto& w : table_.Snapshot()) {
+    std::shared_ptr<grpc::Channel> channel;
+    Stub(w.address);
+    {
+      std::lock_guard lock(mu_);
+      channel = channels_[w.address];
+    }
+    auto health = rpc::CheckHealth(*channel, "llmesh.v1.EngineService", absl::Milliseconds(500));
+    bool serving = health.ok() && *health == "SERVING";
+    if (!serving) {
+      if (w.healthy) spdlog::warn("event=worker_unhealthy worker={} status=\"{}\"", w.address,
+                                  health.ok() ? *health : std::string(health.status().message()));
+      table_.SetHealth(w.address, false, nullptr);
+      continue;
+    }
+    v1::ListModelsResponse resp;
+    auto ctx = rpc::ContextWithTimeout(absl::Milliseconds(500));
+    grpc::Status st = Stub(w.address)->ListModels(ctx.get(), v1::ListModelsRequest(), &resp);
+    if (!st.ok()) {
+      table_.SetHealth(w.address, false, nullptr);
+      continue;
+    }
+    std::vector<std::string> models;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& m : resp.models()) {
+        models.push_back(m.name());
+        model_info_[m.name()] = m;
+      }
+    }
+    if (!w.healthy) spdlog::info("event=worker_healthy worker={} models={}", w.address, models.size());
+    table_.SetHealth(w.address, true, &models);
+  }
+}
+
+void WorkerPool::Loop() {
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.health_interval)),
+                 [this] { return stop_ || check_now_; });
+    if (stop_) break;
+    check_now_ = false;
+    lock.unlock();
+    absl::Time now = absl::Now();
+    if (now >= next_dns_) {
+      ResolveDns();
+      next_dns_ = now + options_.dns_refresh;
+    }
+    for (const auto& a : table_.ExpireHeartbeats(now, options_.heartbeat_timeout)) {
+      spdlog::warn("event=worker_dropped worker={} reason=missed_heartbeats", a);
+      router_.Forget(a);
+    }
+    CheckAll();
+    if (on_tick_) on_tick_();
+    lock.lock();
+  }
+}
+
+}  // namespace llmesh::gateway
