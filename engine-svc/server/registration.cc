@@ -67,7 +67,7 @@ void GatewayRegistration::Loop() {
         spdlog::info("event=registered gateway={} address={} heartbeat_ms={}", gateway_, advertise_, interval_ms);
       } else {
         spdlog::debug("event=register_failed gateway={} error=\"{}\"", gateway_, st.error_message());
-        backoff = std::min(backoff * 2, absl::Seconds(2));
+        backoff = std::min(backoff * 2, absl::Seconds(1));
       }
     } else {
       v1::HeartbeatRequest req;

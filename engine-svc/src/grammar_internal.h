@@ -43,8 +43,17 @@ struct Utf8State {
     return left == 0 ? 1 : 0;
   }
   // The code points a partial sequence can still become: [lo, hi].
-  uint32_t lo() const { return cp << (6 * left); }
-  uint32_t hi() const { return lo() | ((1u << (6 * left)) - 1); }
+  // Bounded by the smallest code point that needs `len` bytes (shorter
+  // forms are overlong) and by U+10FFFF.
+  uint32_t lo() const {
+    static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+    const uint32_t x = cp << (6 * left);
+    return x < kMin[len] ? kMin[len] : x;
+  }
+  uint32_t hi() const {
+    const uint32_t x = (cp << (6 * left)) | ((1u << (6 * left)) - 1);
+    return x > 0x10FFFF ? 0x10FFFF : x;
+  }
 };
 
 }  // namespace llmesh::engine::grammar_internal

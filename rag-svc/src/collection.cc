@@ -164,7 +164,7 @@ absl::StatusOr<UpsertResult> Collection::Upsert(const std::vector<DocumentInput>
   for (auto& p : prepared)
     for (size_t i = 0; i < p.chunks.size(); ++i) p.embeddings.push_back(std::move((*vectors)[next++]));
 
-  std::unique_lock lock(mu_);
+  absl::WriterMutexLock lock(&mu_);
   if (auto st = CheckLive(); !st.ok()) return st;
   auto written = store_->Upsert(prepared);
   if (!written.ok()) return written.status();
@@ -178,7 +178,7 @@ absl::StatusOr<int32_t> Collection::DeleteDocuments(const std::vector<std::strin
   if (ids.empty()) return absl::InvalidArgumentError("no document ids");
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i].empty()) return absl::InvalidArgumentError(absl::StrCat("ids[", i, "] is empty"));
-  std::unique_lock lock(mu_);
+  absl::WriterMutexLock lock(&mu_);
   if (auto st = CheckLive(); !st.ok()) return st;
   int32_t deleted = 0;
   auto removed = store_->DeleteDocuments(ids, &deleted);
@@ -249,7 +249,7 @@ absl::StatusOr<std::vector<QueryHit>> Collection::Query(const QueryOptions& in, 
   }
   FilterSql filter = BuildFilterSql(o.filters);
 
-  std::shared_lock lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   if (auto st = CheckLive(); !st.ok()) return st;
   auto reader = store_->BeginRead();
   if (!reader.ok()) return reader.status();
@@ -289,7 +289,7 @@ absl::StatusOr<std::vector<QueryHit>> Collection::Query(const QueryOptions& in, 
 }
 
 absl::StatusOr<CollectionInfo> Collection::Info() {
-  std::shared_lock lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   if (auto st = CheckLive(); !st.ok()) return st;
   auto reader = store_->BeginRead();
   if (!reader.ok()) return reader.status();
@@ -305,7 +305,7 @@ absl::StatusOr<CollectionInfo> Collection::Info() {
 
 absl::Status Collection::SaveIndex() {
   std::lock_guard save_lock(save_mu_);
-  std::shared_lock lock(mu_);  // excludes writers; queries go on
+  absl::ReaderMutexLock lock(&mu_);  // excludes writers; queries go on
   if (dropped_) return absl::OkStatus();
   int64_t version = version_.load();
   if (version == saved_version_) return absl::OkStatus();
@@ -315,7 +315,7 @@ absl::Status Collection::SaveIndex() {
 }
 
 void Collection::Drop() {
-  std::unique_lock lock(mu_);
+  absl::WriterMutexLock lock(&mu_);
   dropped_ = true;
 }
 

@@ -104,6 +104,11 @@ absl::StatusOr<std::unique_ptr<DenseIndex>> DenseIndex::Load(const std::string& 
     index->hnsw_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(index->space_.get(), path, false);
     if (index->hnsw_->data_size_ != static_cast<size_t>(dim) * sizeof(float))
       return absl::DataLossError("index dimension mismatch");
+    // hnswlib 0.6.2's loading constructor never initialises num_deleted_
+    // before counting into it: count again from zero.
+    auto& h = *index->hnsw_;
+    h.num_deleted_ = 0;
+    for (size_t i = 0; i < h.cur_element_count; ++i) h.num_deleted_ += h.isMarkedDeleted(static_cast<hnswlib::tableint>(i));
     index->hnsw_->setEf(static_cast<size_t>(options.ef_search));
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("hnsw load: ", e.what()));
@@ -153,7 +158,7 @@ absl::Status DenseIndex::Add(int64_t label, std::span<const float> vec) {
   try {
     if (hnsw_->cur_element_count >= hnsw_->max_elements_ &&
         hnsw_->label_lookup_.find(static_cast<hnswlib::labeltype>(label)) == hnsw_->label_lookup_.end())
-      hnsw_->resizeIndex(hnsw_->max_elements_ * 2);
+      hnsw_->resizeIndex(std::max<size_t>(1024, hnsw_->max_elements_ * 2));
     hnsw_->addPoint(v.data(), static_cast<hnswlib::labeltype>(label));
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("hnsw add: ", e.what()));

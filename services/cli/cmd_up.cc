@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,7 @@
 #include "llmesh/common/subprocess.h"
 #include "llmesh/rpc/channel.h"
 #include "llmesh/rpc/health.h"
+#include "llmesh/v1/gateway.grpc.pb.h"
 #include "stack_config.h"
 
 namespace llmesh::cli {
@@ -104,6 +106,17 @@ int RunUp(const std::string& config_path, const std::string& model_dir, int repl
       return 1;
     }
   }
+  if (!PortFree(cfg->gateway_http_host, cfg->gateway_http_port)) {
+    std::fprintf(stderr, "llmesh up: port %d for gateway HTTP is already in use (gateway.http_listen in %s)\n",
+                 cfg->gateway_http_port, cfg->config_path.c_str());
+    return 1;
+  }
+  // Wiring: engines self-register with the gateway; the gateway uses the tokenizer.
+  std::string gateway_addr, tokenizer_addr;
+  for (const auto& p : cfg->processes) {
+    if (p.section == "gateway") gateway_addr = absl::StrCat(ConnectHost(p.host), ":", p.port);
+    if (p.section == "tokenizer") tokenizer_addr = absl::StrCat(ConnectHost(p.host), ":", p.port);
+  }
   fs::create_directories(cfg->run_dir);
 
   std::vector<Running> running;
@@ -114,6 +127,12 @@ int RunUp(const std::string& config_path, const std::string& model_dir, int repl
                                      absl::StrCat(cfg->run_dir, "/", p.name, ".port")};
     std::string section_env = p.section;
     for (char& c : section_env) c = static_cast<char>(toupper(c));
+    if (p.section == "engine") {
+      argv.insert(argv.end(), {"--gateway", gateway_addr});
+    } else if (p.section == "gateway") {
+      argv.insert(argv.end(), {"--tokenizer", tokenizer_addr, "--http-listen",
+                               absl::StrCat(cfg->gateway_http_host, ":", cfg->gateway_http_port)});
+    }
     std::vector<std::string> env = {absl::StrCat("LLMESH_", section_env, "_MODEL_DIR=", cfg->model_dir)};
     auto proc = Subprocess::Start(argv, log, env);
     if (!proc.ok()) {
@@ -144,10 +163,36 @@ int RunUp(const std::string& config_path, const std::string& model_dir, int repl
     std::printf("  %-12s %-22s SERVING\n", r.spec.name.c_str(), r.spec.address().c_str());
   }
   const StackProcess& gw = running.back().spec;
+  // Ready means the gateway routes: every engine has registered with it.
+  {
+    auto stub = v1::Gateway::NewStub(rpc::CreateChannel(absl::StrCat(ConnectHost(gw.host), ":", gw.port)));
+    int workers = 0;
+    while (absl::Now() < deadline) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      v1::GatewayListModelsResponse models;
+      if (stub->ListModels(&ctx, v1::GatewayListModelsRequest(), &models).ok()) {
+        for (const auto& m : models.models())
+          if (m.name() == cfg->model) workers = m.workers();
+      }
+      if (workers >= cfg->engine_replicas) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (workers < cfg->engine_replicas)
+      std::fprintf(stderr, "llmesh up: the gateway sees %d of %d engine workers (see %s/gateway.log)\n", workers,
+                   cfg->engine_replicas, cfg->run_dir.c_str());
+  }
+  std::string http = absl::StrCat(ConnectHost(cfg->gateway_http_host), ":", cfg->gateway_http_port);
   std::printf(
-      "\nllmesh is up on model %s. Gateway (gRPC): %s:%d\n"
+      "\nllmesh is up on model %s. Gateway: gRPC %s:%d, OpenAI-compatible HTTP http://%s/v1\n"
+      "Try it:\n"
+      "  curl -s http://%s/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+      "    -d '{\"model\": \"%s\", \"messages\": [{\"role\": \"user\", \"content\": \"Tell me a story\"}], "
+      "\"max_tokens\": 64}'\n"
+      "  %s/llmesh chat --gateway %s:%d\n"
       "Check every service's health with:\n  %s/llmesh health",
-      cfg->model.c_str(), ConnectHost(gw.host).c_str(), gw.port, self.c_str());
+      cfg->model.c_str(), ConnectHost(gw.host).c_str(), gw.port, http.c_str(), http.c_str(), cfg->model.c_str(),
+      self.c_str(), ConnectHost(gw.host).c_str(), gw.port, self.c_str());
   for (const auto& r : running) std::printf(" %s:%d", ConnectHost(r.spec.host).c_str(), r.spec.port);
   std::printf("\nPress Ctrl-C to stop.\n");
   std::fflush(stdout);

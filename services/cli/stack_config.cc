@@ -76,6 +76,10 @@ absl::StatusOr<StackConfig> LoadStackConfig(const std::string& path, const std::
       cfg.processes.push_back(p);
     }
   }
+  auto http = SplitHostPort(Scalar(root, "gateway", "http_listen", "0.0.0.0:8080"), "gateway.http");
+  if (!http.ok()) return http.status();
+  cfg.gateway_http_host = http->first;
+  cfg.gateway_http_port = http->second;
   return cfg;
 }
 

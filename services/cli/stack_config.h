@@ -28,6 +28,9 @@ struct StackConfig {
   int engine_replicas = 2;
   absl::Duration ready_timeout = absl::Seconds(60);
   std::vector<StackProcess> processes;  // in start order
+  // The gateway's OpenAI-compatible HTTP listener (gateway.http_listen).
+  std::string gateway_http_host = "0.0.0.0";
+  int gateway_http_port = 8080;
 };
 
 // Reads the stack file; `model_dir_override` / `replicas_override` (when set)

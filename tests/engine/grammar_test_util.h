@@ -40,6 +40,9 @@ class StoriesSampler {
   }
   bool ok() const { return pieces_ != nullptr; }
   const std::shared_ptr<const TokenPieces>& pieces() const { return pieces_; }
+  const Model& model() const { return *model_; }
+  const tokenizer::Tokenizer& tokenizer() const { return *tok_; }
+  ThreadPool& pool() { return pool_; }
 
   // n outputs for `config` (seed i for output i), at most max_tokens each.
   std::vector<SampledOutput> Sample(SamplingConfig config, int n, int32_t max_tokens) {

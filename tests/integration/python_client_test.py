@@ -146,7 +146,8 @@ class PythonClientTest(unittest.TestCase):
     def test_gateway(self):
         from llmesh.v1 import gateway_pb2, gateway_pb2_grpc
         self.check_service("llmesh-gateway", "llmesh.v1.Gateway", lambda ch: self.expect_answer_or_unimplemented(
-            lambda: gateway_pb2_grpc.GatewayStub(ch).ListModels(gateway_pb2.GatewayListModelsRequest(), timeout=5)))
+            lambda: gateway_pb2_grpc.GatewayStub(ch).ListModels(gateway_pb2.GatewayListModelsRequest(), timeout=5)),
+            ["--http-listen", "127.0.0.1:0"])
 
 
 if __name__ == "__main__":

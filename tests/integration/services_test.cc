@@ -22,7 +22,8 @@ std::vector<Case> Cases() {
       {"llmesh-engine", "llmesh.v1.EngineService", {"--model-dir", models, "--model", "stories260K", "--kv-budget-mb", "8"}},
       {"llmesh-rag", "llmesh.v1.RagService", {}},
       {"llmesh-agent", "llmesh.v1.AgentService", {}},
-      {"llmesh-gateway", "llmesh.v1.Gateway", {}},
+      // An ephemeral HTTP port too, so parallel runs never collide on 8080.
+      {"llmesh-gateway", "llmesh.v1.Gateway", {"--http-listen", "127.0.0.1:0"}},
   };
 }
 

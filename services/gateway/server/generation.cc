@@ -297,9 +297,21 @@ void Generation::OnPrompt(absl::StatusOr<std::vector<int32_t>> ids) {
 
 void Generation::StartDetokenizers() {
   std::vector<std::string> stops(job_.stopping.stop().begin(), job_.stopping.stop().end());
+  std::shared_ptr<const tokenizer::Tokenizer> vocab;
+  if (gw_.local_vocab) {
+    auto tok = gw_.local_vocab->Get(job_.model);
+    if (tok.ok()) vocab = *tok;  // else: not in the local directory, use the tokenizer service
+  }
   for (int i = 0; i < job_.n; ++i) {
     Completion& c = completions_[i];
     c.stop = std::make_unique<StopMatcher>(stops);
+    if (vocab) {
+      tokenizer::DecodeOptions opts;
+      opts.skip_special = true;
+      c.local_tok = vocab;
+      c.local = std::make_unique<tokenizer::StreamingDetokenizer>(*vocab, opts);
+      continue;
+    }
     c.detok_ctx = NewContext();
     c.detok = new DetokCall(shared_from_this(), i, c.detok_ctx, gw_.tokenizer, job_.model);
   }
@@ -398,8 +410,33 @@ void Generation::OnEngineDone(int attempt, grpc::Status status) {
                                                 status.error_message(), " (partial output was sent)")));
 }
 
+void Generation::PumpLocal(int index) {
+  Completion& c = completions_[index];
+  if (c.done || finished_) return;
+  if (!c.unsent.empty()) {
+    std::string delta;
+    for (const auto& t : c.unsent) {
+      auto piece = c.local->Push(t.token_id());
+      if (!piece.ok())
+        return FinishAll(absl::InternalError(absl::StrCat("engine sent token ", t.token_id(), ": ", piece.status().message())));
+      delta += *piece;
+    }
+    std::vector<v1::GeneratedToken> tokens = std::move(c.unsent);
+    c.unsent.clear();
+    DeliverDelta(index, std::move(tokens), std::move(delta));
+    if (c.done || finished_) return;
+  }
+  if (c.engine_finished) {
+    std::string held = c.local->Flush();
+    if (!held.empty()) DeliverDelta(index, {}, std::move(held));
+    if (c.done || finished_) return;
+    CompleteIndex(index, c.finish, c.stop->Flush());
+  }
+}
+
 void Generation::PumpDetok(int index) {
   Completion& c = completions_[index];
+  if (c.local) return PumpLocal(index);
   if (!c.detok || c.writing || c.done) return;
   if (!c.unsent.empty()) {
     c.in_flight.push_back(std::move(c.unsent));
@@ -441,6 +478,11 @@ void Generation::OnDetokDelta(int index, std::string delta) {
     tokens = std::move(c.in_flight.front());
     c.in_flight.pop_front();
   }
+  DeliverDelta(index, std::move(tokens), std::move(delta));
+}
+
+void Generation::DeliverDelta(int index, std::vector<v1::GeneratedToken> tokens, std::string delta) {
+  Completion& c = completions_[index];
   StopMatcher::Result r = c.stop->Push(delta);
   int n_tokens = static_cast<int>(tokens.size());
   if (!r.text.empty() || n_tokens > 0) {
@@ -452,7 +494,7 @@ void Generation::OnDetokDelta(int index, std::string delta) {
     Emit(std::move(out), n_tokens);
   }
   if (r.stopped) {
-    c.detok_ctx->TryCancel();
+    if (c.detok_ctx) c.detok_ctx->TryCancel();
     ReleaseDetok(c);
     CompleteIndex(index, v1::FINISH_REASON_STOP, "");
   }

@@ -1,6 +1,7 @@
 // One generation request through the gateway: admission, prompt (tokenizer-svc
 // Tokenize or ApplyChatTemplate), routing, the engine's Generate stream,
-// detokenization (tokenizer-svc DetokenizeStream, one stream per completion),
+// detokenization (tokenizer-svc DetokenizeStream, one stream per completion;
+// or in-process when the gateway sees the model directory, see local_vocab),
 // stop strings, and the response stream to a sink (gRPC writer or HTTP).
 //
 // Every event (RPC callbacks, cancellation) runs on the generation's strand:
@@ -28,6 +29,8 @@
 #include "llmesh/gateway/metrics.h"
 #include "llmesh/gateway/router.h"
 #include "llmesh/gateway/stop_matcher.h"
+#include "llmesh/tokenizer/detokenizer.h"
+#include "llmesh/tokenizer/registry.h"
 #include "llmesh/v1/gateway.grpc.pb.h"
 #include "llmesh/v1/tokenizer.grpc.pb.h"
 #include "worker_pool.h"
@@ -41,6 +44,9 @@ struct GatewayContext {
   Admission* admission = nullptr;
   GatewayMetrics* metrics = nullptr;
   std::shared_ptr<v1::TokenizerService::Stub> tokenizer;
+  // When set (model_dir configured), engine tokens are detokenized here with
+  // the model's vocabulary instead of tokenizer-svc DetokenizeStream round trips.
+  tokenizer::TokenizerRegistry* local_vocab = nullptr;
   std::string default_model;
   std::string chat_template_fallback = "chatml";
   absl::Duration request_timeout = absl::Minutes(5);
@@ -93,6 +99,9 @@ class Generation : public std::enable_shared_from_this<Generation> {
     int32_t tokens_out = 0;
     bool done = false;
     std::unique_ptr<StopMatcher> stop;
+    // Local detokenization (GatewayContext::local_vocab) instead of `detok`.
+    std::shared_ptr<const tokenizer::Tokenizer> local_tok;
+    std::unique_ptr<tokenizer::StreamingDetokenizer> local;
   };
 
   Generation(GatewayContext& gw, GenerateJob job, std::string request_id, absl::Time deadline,
@@ -105,6 +114,9 @@ class Generation : public std::enable_shared_from_this<Generation> {
   void StartDetokenizers();
   void StartAttempt();
   void PumpDetok(int index);
+  void PumpLocal(int index);
+  // Text for `tokens` is known: stop strings, then out to the client.
+  void DeliverDelta(int index, std::vector<v1::GeneratedToken> tokens, std::string delta);
   void ReleaseDetok(Completion& c);
   void CompleteIndex(int index, v1::FinishReason reason, const std::string& tail);
   void Emit(v1::GatewayGenerateResponse r, int n_tokens);

@@ -135,6 +135,7 @@ void HttpServer::Routes() {
       absl::Time start = absl::Now();
       std::string rid = RequestIdOf(req);
       res.set_header("x-request-id", rid);
+      res.status = 200;
       if (auto st = keys_.Check(req.get_header_value("Authorization")); !st.ok()) {
         SendError(res, st);
       } else if (draining_ && generation) {

@@ -33,6 +33,8 @@ class Module : public llmesh::rpc::ServiceModule {
         {"http_listen", "0.0.0.0:8080", "host:port of the OpenAI-compatible HTTP API (port 0 picks one)"},
         {"http_port_file", "", "If set, the bound HTTP port is written here (tests, launchers)"},
         {"tokenizer", "127.0.0.1:50051", "tokenizer-svc address"},
+        {"model_dir", "", "Optional: the GGUF directory the tokenizer service reads, when this machine sees it too; "
+                          "engine output is then detokenized here (no DetokenizeStream round trips)"},
         {"workers", "", "Static list of engine worker addresses (host:port, comma-separated)"},
         {"workers_dns", "", "host:port whose name resolves to the engine workers' addresses (re-resolved)"},
         {"dns_refresh", "5s", "How often workers_dns is resolved again"},
@@ -116,6 +118,10 @@ class Module : public llmesh::rpc::ServiceModule {
     gw_.metrics = &metrics_;
     gw_.tokenizer = std::shared_ptr<llmesh::v1::TokenizerService::Stub>(
         llmesh::v1::TokenizerService::NewStub(llmesh::rpc::CreateChannel(config.GetString("tokenizer"))));
+    if (std::string dir = config.GetString("model_dir"); !dir.empty()) {
+      local_vocab_ = std::make_unique<llmesh::tokenizer::TokenizerRegistry>(dir);
+      gw_.local_vocab = local_vocab_.get();
+    }
     gw_.default_model = config.GetString("default_model");
     if (gw_.default_model.empty()) gw_.default_model = config.GetString("model");
     gw_.chat_template_fallback = config.GetString("chat_template");
@@ -149,8 +155,8 @@ class Module : public llmesh::rpc::ServiceModule {
     runner.AddService(registry_.get(), llmesh::v1::WorkerRegistry::service_full_name());
     // Stop taking HTTP generations when shutdown starts; gRPC drains in the runner.
     runner.OnShutdown([this] { http_->Drain(); });
-    spdlog::info("event=config tokenizer={} static_workers={} workers_dns={} auth={} max_concurrent={} max_queue={}",
-                 config.GetString("tokenizer"), po.static_workers.size(), po.dns_target, keys_.enabled(),
+    spdlog::info("event=config local_detokenizer={} tokenizer={} static_workers={} workers_dns={} auth={} max_concurrent={} max_queue={}",
+                 gw_.local_vocab != nullptr, config.GetString("tokenizer"), po.static_workers.size(), po.dns_target, keys_.enabled(),
                  max_concurrent, max_queue);
     return absl::OkStatus();
   }
@@ -175,6 +181,7 @@ class Module : public llmesh::rpc::ServiceModule {
   GatewayContext gw_;
   GatewayMetrics metrics_;
   ApiKeys keys_;
+  std::unique_ptr<llmesh::tokenizer::TokenizerRegistry> local_vocab_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<Admission> admission_;

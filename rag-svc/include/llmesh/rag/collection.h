@@ -15,11 +15,11 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "llmesh/rag/dense_index.h"
 #include "llmesh/rag/embedder.h"
 #include "llmesh/rag/store.h"
@@ -83,7 +83,10 @@ class Collection {
   std::unique_ptr<DenseIndex> index_;
   RecoveryStats recovery_;
 
-  mutable std::shared_mutex mu_;  // store writes + index vs. queries
+  // Store writes + index changes (writer) vs. queries (readers). absl::Mutex
+  // lets a waiting writer in ahead of new readers: ingest is not starved by
+  // a steady query load (std::shared_mutex on glibc would starve it).
+  mutable absl::Mutex mu_;
   std::mutex save_mu_;            // one save at a time
   int64_t applied_ = 0;           // highest chunk id in the index (the watermark)
   std::atomic<int64_t> version_{0};
