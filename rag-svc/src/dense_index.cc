@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -177,14 +178,40 @@ absl::Status DenseIndex::Remove(int64_t label) {
   return absl::OkStatus();
 }
 
+std::vector<DenseHit> DenseIndex::Exact(const std::vector<float>& q, size_t k) const {
+  // (distance, label) over every live element; distance = 1 - dot as in hnswlib.
+  std::vector<std::pair<float, int64_t>> all;
+  all.reserve(live_count());
+  auto dist = hnsw_->fstdistfunc_;
+  void* param = hnsw_->dist_func_param_;
+  for (size_t i = 0; i < hnsw_->cur_element_count; ++i) {
+    auto id = static_cast<hnswlib::tableint>(i);
+    if (hnsw_->isMarkedDeleted(id)) continue;
+    all.emplace_back(dist(q.data(), hnsw_->getDataByInternalId(id), param),
+                     static_cast<int64_t>(hnsw_->getExternalLabel(id)));
+  }
+  k = std::min(k, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end());
+  std::vector<DenseHit> hits(k);
+  for (size_t i = 0; i < k; ++i) hits[i] = {all[i].second, 1.0f - all[i].first};
+  return hits;
+}
+
 absl::StatusOr<std::vector<DenseHit>> DenseIndex::Search(std::span<const float> query, size_t k) const {
   if (static_cast<int32_t>(query.size()) != dim_)
     return absl::InvalidArgumentError(absl::StrCat("query of dimension ", query.size(), ", index has ", dim_));
   std::vector<DenseHit> hits;
-  if (k == 0 || live_count() == 0) return hits;
+  const size_t live = live_count();
+  if (k == 0 || live == 0) return hits;
   std::vector<float> q = Prepare(query);
+  // Asked for every live element: an exact scan costs what the graph walk
+  // would, and cannot miss a node the graph cannot reach.
+  if (k >= live) return Exact(q, k);
   try {
-    auto pq = hnsw_->searchKnn(q.data(), std::min(k, live_count()));
+    auto pq = hnsw_->searchKnn(q.data(), k);
+    // HNSW must give min(k, live) hits; fewer means part of the graph was not
+    // reachable (tombstones, duplicate vectors): answer exactly instead.
+    if (pq.size() < k) return Exact(q, k);
     hits.resize(pq.size());
     for (size_t i = pq.size(); i-- > 0;) {  // the queue pops the farthest first
       hits[i] = {static_cast<int64_t>(pq.top().second), 1.0f - pq.top().first};

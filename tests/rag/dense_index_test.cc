@@ -2,7 +2,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
+#include <cstdio>
 #include <random>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -106,6 +109,123 @@ TEST(DenseIndexTest, CorruptOrMissingFilesAreRefusedNotCrashedOn) {
   EXPECT_FALSE(DenseIndex::Load(path, 8, Metric::kCosine, {}, &wm).ok());
   std::ofstream(path + ".meta") << "garbage";
   EXPECT_FALSE(DenseIndex::Load(path, 8, Metric::kCosine, {}, &wm).ok());
+}
+
+// Exact top-k labels (1-based, as added below) by brute force over `base`,
+// skipping `dead`.
+std::vector<int64_t> ExactTopK(const std::vector<std::vector<float>>& base, const std::vector<float>& q, size_t k,
+                               const std::set<int64_t>& dead = {}) {
+  std::vector<std::pair<float, int64_t>> all;
+  for (size_t i = 0; i < base.size(); ++i) {
+    int64_t label = static_cast<int64_t>(i) + 1;
+    if (dead.count(label)) continue;
+    float dot = 0;
+    for (size_t d = 0; d < q.size(); ++d) dot += base[i][d] * q[d];
+    all.emplace_back(-dot, label);
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < std::min(k, all.size()); ++i) out.push_back(all[i].second);
+  return out;
+}
+
+std::set<int64_t> LabelSet(const std::vector<DenseHit>& hits) {
+  std::set<int64_t> out;
+  for (const auto& h : hits) out.insert(h.label);
+  return out;
+}
+
+// Default parameters on 2000 random 64-d unit vectors: HNSW must agree with
+// brute force on nearly all of the top 10 (a mislabelled, unnormalised or
+// mis-signed index scores near 0 here).
+TEST(DenseIndexTest, RecallAt10MatchesBruteForce) {
+  constexpr int kDim = 64, kN = 2000;
+  auto index = DenseIndex::Create(kDim, Metric::kCosine, {}, 16);  // grows through several resizes
+  ASSERT_TRUE(index.ok());
+  std::mt19937 rng(11);
+  std::vector<std::vector<float>> base;
+  for (int i = 0; i < kN; ++i) {
+    base.push_back(RandomUnit(rng, kDim));
+    std::vector<float> scaled = base.back();
+    for (auto& x : scaled) x *= 3.0f;  // cosine: the index normalises what it stores
+    ASSERT_TRUE((*index)->Add(i + 1, scaled).ok());
+  }
+  double found = 0, total = 0;
+  for (int q = 0; q < 100; ++q) {
+    std::vector<float> qv = RandomUnit(rng, kDim);
+    for (auto& x : qv) x *= 0.5f;  // ... and the query
+    auto hits = (*index)->Search(qv, 10);
+    ASSERT_TRUE(hits.ok());
+    ASSERT_EQ(hits->size(), 10u);
+    for (size_t i = 1; i < hits->size(); ++i) EXPECT_GE((*hits)[i - 1].score, (*hits)[i].score);
+    Normalize(qv);
+    auto exact = ExactTopK(base, qv, 10);
+    auto got = LabelSet(*hits);
+    for (int64_t label : exact) found += got.count(label);
+    total += 10;
+    // The best hit's score is its cosine similarity.
+    float dot = 0;
+    for (int d = 0; d < kDim; ++d) dot += base[static_cast<size_t>((*hits)[0].label - 1)][d] * qv[d];
+    EXPECT_NEAR((*hits)[0].score, dot, 1e-4);
+  }
+  std::printf("dense recall@10 vs brute force: %.3f\n", found / total);
+  EXPECT_GE(found / total, 0.9);
+}
+
+// k >= live count: every live label comes back, in exact order, whatever the
+// graph looks like - after deletions, with duplicate vectors, and after a
+// save/load round trip.
+TEST(DenseIndexTest, KAtLeastLiveCountIsExactAfterDeletesAndReload) {
+  constexpr int kDim = 16;
+  auto index = DenseIndex::Create(kDim, Metric::kCosine, {}, 16);
+  ASSERT_TRUE(index.ok());
+  std::mt19937 rng(5);
+  std::vector<std::vector<float>> base;
+  for (int i = 0; i < 60; ++i) {
+    // Every third vector repeats an earlier one: duplicates prune HNSW links.
+    base.push_back(i % 3 == 2 ? base[static_cast<size_t>(i - 1)] : RandomUnit(rng, kDim));
+    ASSERT_TRUE((*index)->Add(i + 1, base.back()).ok());
+  }
+  std::set<int64_t> dead;
+  for (int64_t label : {1, 4, 5, 17, 30, 59}) {
+    ASSERT_TRUE((*index)->Remove(label).ok());
+    dead.insert(label);
+  }
+  auto check = [&](const DenseIndex& idx, const char* when) {
+    EXPECT_EQ(idx.live_count(), 54u) << when;
+    for (int q = 0; q < 20; ++q) {
+      std::vector<float> qv = RandomUnit(rng, kDim);
+      for (size_t k : {54u, 55u, 100u}) {
+        auto hits = idx.Search(qv, k);
+        ASSERT_TRUE(hits.ok()) << when;
+        ASSERT_EQ(hits->size(), 54u) << when << " k=" << k;
+        auto exact = ExactTopK(base, qv, 54, dead);
+        EXPECT_EQ(LabelSet(*hits), std::set<int64_t>(exact.begin(), exact.end())) << when;
+        for (const auto& h : *hits) EXPECT_FALSE(dead.count(h.label)) << when;
+        for (size_t i = 1; i < hits->size(); ++i) EXPECT_GE((*hits)[i - 1].score, (*hits)[i].score) << when;
+      }
+      // And k below the live count still gives exactly k.
+      auto some = idx.Search(qv, 10);
+      ASSERT_TRUE(some.ok());
+      EXPECT_EQ(some->size(), 10u) << when;
+    }
+  };
+  check(**index, "after deletes");
+  std::string path = TempDir("exact") + "/i.hnsw";
+  ASSERT_TRUE((*index)->Save(path, 60).ok());
+  int64_t wm = 0;
+  auto loaded = DenseIndex::Load(path, kDim, Metric::kCosine, {}, &wm);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(wm, 60);
+  EXPECT_EQ((*loaded)->deleted_count(), 6u);
+  check(**loaded, "after reload");
+  // Re-adding a deleted label revives it.
+  ASSERT_TRUE((*loaded)->Add(4, base[3]).ok());
+  dead.erase(4);
+  auto all = (*loaded)->Search(base[3], 1000);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 55u);
+  EXPECT_TRUE(LabelSet(*all).count(4));
 }
 
 }  // namespace

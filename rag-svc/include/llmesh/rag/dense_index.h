@@ -51,6 +51,8 @@ class DenseIndex {
   absl::Status Add(int64_t label, std::span<const float> vec);
   // Marks `label` deleted; unknown labels are ignored.
   absl::Status Remove(int64_t label);
+  // The min(k, live_count()) nearest labels, best first. Exact when k >=
+  // live_count() (a full scan) or when the graph walk comes back short.
   absl::StatusOr<std::vector<DenseHit>> Search(std::span<const float> query, size_t k) const;
 
   // Labels present and not deleted.
@@ -63,6 +65,8 @@ class DenseIndex {
  private:
   DenseIndex(int32_t dim, Metric metric);
   std::vector<float> Prepare(std::span<const float> v) const;
+  // Brute force over every live element (q already prepared), best first.
+  std::vector<DenseHit> Exact(const std::vector<float>& q, size_t k) const;
 
   int32_t dim_;
   Metric metric_;
