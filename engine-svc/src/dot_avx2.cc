@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "kernels.h"
+#include "simd_avx2.h"
 
 namespace llmesh::engine::internal {
 namespace {
@@ -22,14 +23,8 @@ namespace {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 
-inline float Half(ggml_half h) { return _cvtsh_ss(h); }
-
-inline float HSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using avx2::Half;
+using avx2::HSum;
 
 // 16 nibble bytes -> 32 bytes in element order [lo nibbles | hi nibbles].
 inline __m256i Nibbles(const uint8_t* qs) {

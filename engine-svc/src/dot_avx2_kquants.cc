@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "kernels.h"
+#include "simd_avx2.h"
 
 namespace llmesh::engine::internal {
 namespace {
@@ -18,14 +19,8 @@ namespace {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 
-inline float Half(ggml_half h) { return _cvtsh_ss(h); }
-
-inline float HSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using avx2::Half;
+using avx2::HSum;
 
 inline __m256i Load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 // (v >> s) & mask in every byte (s < 8: bits never cross a byte that survives the mask).
