@@ -258,6 +258,21 @@ void dequantize_row_q2_K(const block_q2_K* x, float* y, int64_t k) {
   }
 }
 
+// q2_K and q3_K store the low two bits of 256 values the same way: byte l of
+// each 32-byte group holds values l, l+32, l+64, l+96 of its 128, two bits each.
+// (Values are 0..3 here; q3_K keeps them in int8_t.)
+namespace {
+template <typename T>
+void PackTwoBitQuants(const T* L, uint8_t* qs) {
+  for (int j = 0; j < kQK_K; j += 128) {
+    for (int l = 0; l < 32; ++l) {
+      qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
+                                           (L[j + l + 96] << 6));
+    }
+  }
+}
+}  // namespace
+
 void quantize_row_q2_K(const float* x, block_q2_K* y, int64_t k) {
   uint8_t L[kQK_K], Laux[16];
   float weights[16], mins[16], scales[16];
@@ -294,11 +309,7 @@ void quantize_row_q2_K(const float* x, block_q2_K* y, int64_t k) {
         L[16 * j + ii] = static_cast<uint8_t>(std::clamp(nearest_int((x[16 * j + ii] + dm) / d), 0, 3));
       }
     }
-    for (int j = 0; j < kQK_K; j += 128) {
-      for (int l = 0; l < 32; ++l) {
-        y[i].qs[j / 4 + l] = L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6);
-      }
-    }
+    PackTwoBitQuants(L, y[i].qs);
   }
 }
 
@@ -361,11 +372,7 @@ void quantize_row_q3_K(const float* x, block_q3_K* y, int64_t k) {
         L[e] -= 4;
       }
     }
-    for (int j = 0; j < kQK_K; j += 128) {
-      for (int l = 0; l < 32; ++l) {
-        y[i].qs[j / 4 + l] = L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6);
-      }
-    }
+    PackTwoBitQuants(L, y[i].qs);
   }
 }
 

@@ -144,6 +144,16 @@ void quantize_row_q4_1(const float* x, block_q4_1* y, int64_t k) {
   }
 }
 
+namespace {
+// q5_0 and q5_1 store values j and j+16 of a block as one byte of low
+// nibbles plus bits j and j+16 of the 32-bit high-bit word.
+void PackFiveBitPair(uint8_t q0, uint8_t q1, int j, uint8_t* qs, uint32_t* qh) {
+  qs[j] = (q0 & 0x0F) | ((q1 & 0x0F) << 4);
+  *qh |= ((q0 & 0x10u) >> 4) << j;
+  *qh |= ((q1 & 0x10u) >> 4) << (j + kQK / 2);
+}
+}  // namespace
+
 void quantize_row_q5_0(const float* x, block_q5_0* y, int64_t k) {
   for (int64_t i = 0; i < k / kQK; ++i, x += kQK) {
     const float d = SignedAbsMax(x, kQK) / -16;
@@ -153,9 +163,7 @@ void quantize_row_q5_0(const float* x, block_q5_0* y, int64_t k) {
     for (int j = 0; j < kQK / 2; ++j) {
       const uint8_t q0 = std::min<int8_t>(31, static_cast<int8_t>(x[j] * id + 16.5f));
       const uint8_t q1 = std::min<int8_t>(31, static_cast<int8_t>(x[j + kQK / 2] * id + 16.5f));
-      y[i].qs[j] = (q0 & 0x0F) | ((q1 & 0x0F) << 4);
-      qh |= ((q0 & 0x10u) >> 4) << j;
-      qh |= ((q1 & 0x10u) >> 4) << (j + kQK / 2);
+      PackFiveBitPair(q0, q1, j, y[i].qs, &qh);
     }
     std::memcpy(y[i].qh, &qh, sizeof(qh));
   }
@@ -173,9 +181,7 @@ void quantize_row_q5_1(const float* x, block_q5_1* y, int64_t k) {
     for (int j = 0; j < kQK / 2; ++j) {
       const uint8_t q0 = std::min<int8_t>(31, static_cast<int8_t>((x[j] - min) * id + 0.5f));
       const uint8_t q1 = std::min<int8_t>(31, static_cast<int8_t>((x[j + kQK / 2] - min) * id + 0.5f));
-      y[i].qs[j] = (q0 & 0x0F) | ((q1 & 0x0F) << 4);
-      qh |= ((q0 & 0x10u) >> 4) << j;
-      qh |= ((q1 & 0x10u) >> 4) << (j + kQK / 2);
+      PackFiveBitPair(q0, q1, j, y[i].qs, &qh);
     }
     std::memcpy(y[i].qh, &qh, sizeof(qh));
   }
