@@ -267,10 +267,7 @@ absl::Status GgufFile::Parse() {
           "%s must be a u32, got %s", kAlignmentKey, value_type_name(a->type)));
     }
     const uint64_t align = std::get<uint64_t>(a->v);
-    if (align == 0 || (align & (align - 1)) != 0) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s %d is not a nonzero power of two", kAlignmentKey, align));
-    }
+    if (auto st = ValidateAlignment(align); !st.ok()) return st;
     alignment_ = static_cast<size_t>(align);
   } else {
     alignment_ = kDefaultAlignment;

@@ -27,6 +27,14 @@ std::string_view value_type_name(ValueType t) {
   return "unknown";
 }
 
+absl::Status ValidateAlignment(uint64_t alignment) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > kMaxAlignment) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s %d is not a power of two in [1, %d]", kAlignmentKey, alignment, kMaxAlignment));
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 // 2^63 and 2^64 as doubles: the first values that no longer fit.

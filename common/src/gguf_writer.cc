@@ -235,10 +235,7 @@ absl::Status GgufWriter::CopyMetadata(const GgufFile& src) {
 }
 
 absl::Status GgufWriter::SetAlignment(uint32_t alignment) {
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s %d is not a nonzero power of two", kAlignmentKey, alignment));
-  }
+  if (auto st = ValidateAlignment(alignment); !st.ok()) return st;
   SetU32(kAlignmentKey, alignment);
   return absl::OkStatus();
 }
@@ -265,10 +262,7 @@ absl::StatusOr<uint32_t> GgufWriter::Alignment() const {
         "%s must be a u32, got %s", kAlignmentKey, value_type_name(kv.type)));
   }
   std::memcpy(&a, kv.payload.data(), sizeof(a));
-  if (a == 0 || (a & (a - 1)) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s %d is not a nonzero power of two", kAlignmentKey, a));
-  }
+  if (auto st = ValidateAlignment(a); !st.ok()) return st;
   return a;
 }
 

@@ -22,6 +22,9 @@ jobs=${LLMESH_FUZZ_JOBS:-2}
 # Inputs longer than this are cut: megabyte inputs run ~25 execs/s, small
 # ones thousands. The shared seeds' metadata sits in their first kilobytes.
 max_len=${LLMESH_FUZZ_MAX_LEN:-65536}
+# 0 = a fresh random seed each run (exploration); CTest pins one so a CI run
+# replays the same mutations and a red result is reproducible.
+seed=${LLMESH_FUZZ_SEED:-0}
 
 if [[ ! -f $build/build.ninja ]]; then
   mkdir -p "$build"
@@ -48,6 +51,7 @@ done
 
 exec "$build/fuzz/$target" "$corpus" \
   -max_total_time="$seconds" \
+  -seed="$seed" \
   -timeout=30 \
   -max_len="$max_len" \
   -rss_limit_mb=2048 \

@@ -145,9 +145,13 @@ TEST(GgufMalformedTest, DuplicateKeys) {
 
 TEST(GgufMalformedTest, Alignment) {
   ExpectError(RawGguf().Header(0, 1).KvU32("general.alignment", 0).bytes,
-              "general.alignment 0 is not a nonzero power of two");
+              "general.alignment 0 is not a power of two in [1, 65536]");
   ExpectError(RawGguf().Header(0, 1).KvU32("general.alignment", 48).bytes,
-              "general.alignment 48 is not a nonzero power of two");
+              "general.alignment 48 is not a power of two in [1, 65536]");
+  // A power of two, but re-encoding would pad the header to a gigabyte
+  // (found by gguf_fuzz).
+  ExpectError(RawGguf().Header(0, 1).KvU32("general.alignment", 1u << 30).bytes,
+              "general.alignment 1073741824 is not a power of two in [1, 65536]");
   ExpectError(RawGguf().Header(0, 1).Str("general.alignment").U32(10).U64(32).bytes,
               "general.alignment must be a u32, got u64");
   ExpectError(RawGguf().Header(0, 1).KvString("general.alignment", "32").bytes,

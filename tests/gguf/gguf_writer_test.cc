@@ -316,8 +316,9 @@ TEST(GgufWriterTest, AddTensorValidates) {
               HasSubstr("unknown tensor type 4"));
   EXPECT_THAT(w.DeclareTensor(std::string(64, 'n'), GgmlType::kF32, {1}).message(),
               HasSubstr("name is 64 bytes long"));
-  EXPECT_THAT(w.SetAlignment(0).message(), HasSubstr("not a nonzero power of two"));
-  EXPECT_THAT(w.SetAlignment(48).message(), HasSubstr("48 is not a nonzero power of two"));
+  EXPECT_THAT(w.SetAlignment(0).message(), HasSubstr("0 is not a power of two in [1, 65536]"));
+  EXPECT_THAT(w.SetAlignment(48).message(), HasSubstr("48 is not a power of two"));
+  EXPECT_THAT(w.SetAlignment(1u << 17).message(), HasSubstr("131072 is not a power of two"));
   w.SetString(kAlignmentKey, "32");
   EXPECT_THAT(w.WriteTo([](auto) { return absl::OkStatus(); }).message(),
               HasSubstr("general.alignment must be a u32, got string"));

@@ -34,7 +34,13 @@ inline constexpr uint64_t kMaxMetadataValues = 1ull << 23;  // all array element
 inline constexpr size_t kMaxTensorNameLength = 63;          // ggml's GGML_MAX_NAME - 1
 inline constexpr int kMaxDims = 4;
 inline constexpr uint32_t kDefaultAlignment = 32;
+// Largest accepted data alignment: 64 KiB pages (arm64) are the biggest real
+// reason to align; a file asking for a gigabyte would make re-encoding pad
+// the header to that size.
+inline constexpr uint32_t kMaxAlignment = 1u << 16;
 inline constexpr std::string_view kAlignmentKey = "general.alignment";
+// OK when `alignment` is a power of two no larger than kMaxAlignment.
+absl::Status ValidateAlignment(uint64_t alignment);
 
 struct Value;
 using Array = std::vector<Value>;

@@ -76,7 +76,7 @@ class GgufWriter {
   absl::Status CopyKeyValue(const KeyValue& kv) { return SetValue(kv.key, kv.value); }
   absl::Status CopyKeyValue(const GgufFile& src, std::string_view key);
   absl::Status CopyMetadata(const GgufFile& src);
-  // Writes general.alignment (u32); must be a nonzero power of two.
+  // Writes general.alignment (u32); must be a power of two ≤ kMaxAlignment.
   absl::Status SetAlignment(uint32_t alignment);
   bool HasKey(std::string_view key) const;
   void RemoveKey(std::string_view key);
