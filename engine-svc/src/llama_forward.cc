@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_format.h"
+#include "llmesh/engine/attention_ops.h"
 #include "llmesh/engine/forward.h"
 #include "llmesh/engine/ops.h"
 
@@ -279,21 +280,17 @@ void ForwardContext::Attention(const Batch& batch, int32_t begin, int32_t T, int
     const float* q = q_.data() + t * n_q + h * hd_k;
     float* o = att_.data() + t * n_att + h * hd_v;
 
-    // Hot loop: q . k for every cached position, a span at a time.
+    // Hot loops: q . k for every cached position, then the weighted sum of
+    // the V rows, a span at a time.
     for (int32_t p0 = 0; p0 < n_kv; p0 += span) {
       const KvSpan sp = kv.Span(seq, il, p0, std::min(span, n_kv - p0));
-      for (int32_t r = 0; r < sp.n; ++r) {
-        const float s = dot_f32(q, sp.k + r * sp.k_stride + kvh * hd_k, hd_k) * scale;
-        scores[p0 + r] = s;
-      }
+      attn_scores(q, sp.k + kvh * hd_k, sp.k_stride, sp.n, hd_k, scale, scores + p0);
     }
-    softmax(scores, n_kv);
+    attn_softmax(scores, n_kv);
     std::fill_n(o, hd_v, 0.0f);
     for (int32_t p0 = 0; p0 < n_kv; p0 += span) {
       const KvSpan sp = kv.Span(seq, il, p0, std::min(span, n_kv - p0));
-      for (int32_t r = 0; r < sp.n; ++r) {
-        axpy(o, scores[p0 + r], sp.v + r * sp.v_stride + kvh * hd_v, hd_v);
-      }
+      attn_accumulate(scores + p0, sp.v + kvh * hd_v, sp.v_stride, sp.n, hd_v, o);
     }
   };
 
