@@ -1,4 +1,4 @@
-// Persistent worker pool with a spin-then-sleep handoff.
+// Persistent worker pool with a spin-then-sleep handoff, both ways.
 //
 // Decode calls Run a few hundred times per token with microseconds of work
 // each, so waking workers through a mutex/condvar (tens of microseconds) would
@@ -25,6 +25,11 @@ namespace {
 // single-threaded gaps between a token's matmuls, short enough not to burn a
 // core between requests.
 constexpr auto kSpinTime = std::chrono::microseconds(300);
+// How long Run's caller spins for the workers to finish before sleeping. A
+// worker that has its core finishes within microseconds of the caller; one
+// that does not (more busy threads than cores, e.g. two engines on one
+// machine) would otherwise cost the caller a whole scheduler time slice.
+constexpr auto kJoinSpinTime = std::chrono::microseconds(50);
 }  // namespace
 
 struct ThreadPool::Impl {
@@ -36,6 +41,7 @@ struct ThreadPool::Impl {
   alignas(64) std::atomic<uint64_t> generation{0};
   alignas(64) std::atomic<int> pending{0};
   alignas(64) std::atomic<int> sleepers{0};
+  std::atomic<bool> caller_sleeping{false};
   std::atomic<bool> stop{false};
 
   void WorkerLoop(int ith) {
@@ -60,7 +66,22 @@ struct ThreadPool::Impl {
       seen = gen;
       if (stop.load(std::memory_order_acquire)) return;
       (*fn)(ith, n_threads);
-      pending.fetch_sub(1, std::memory_order_release);
+      // seq_cst, paired with Join: either it sees pending == 0 before it
+      // sleeps, or the last worker sees it asleep and wakes it.
+      if (pending.fetch_sub(1) == 1 && caller_sleeping.load()) pending.notify_one();
+    }
+  }
+
+  // Waits until every worker has finished the current region.
+  void Join() {
+    const auto deadline = std::chrono::steady_clock::now() + kJoinSpinTime;
+    int spins = 0;
+    while (pending.load(std::memory_order_acquire) != 0) {
+      LLMESH_CPU_RELAX();
+      if (++spins % 256 != 0 || std::chrono::steady_clock::now() < deadline) continue;
+      caller_sleeping.store(true);
+      for (int p = pending.load(); p != 0; p = pending.load()) pending.wait(p);
+      caller_sleeping.store(false);
     }
   }
 
@@ -99,13 +120,7 @@ void ThreadPool::Run(const std::function<void(int ith, int nth)>& fn) {
   impl_->pending.store(n - 1, std::memory_order_relaxed);
   impl_->Publish();
   fn(0, n);
-  // The caller's share is usually as large as a worker's, so the wait is
-  // short; yield if a worker has been descheduled so it can run here.
-  int spins = 0;
-  while (impl_->pending.load(std::memory_order_acquire) != 0) {
-    LLMESH_CPU_RELAX();
-    if (++spins % 4096 == 0) std::this_thread::yield();
-  }
+  impl_->Join();
 }
 
 void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn) {
