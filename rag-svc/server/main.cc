@@ -10,11 +10,11 @@
 
 #include "downstream.h"
 #include "llmesh/common/logging.h"
+#include "llmesh/common/work_pool.h"
 #include "llmesh/rag/rag.h"
 #include "llmesh/rpc/service_main.h"
 #include "rag_service.h"
 #include "spdlog/spdlog.h"
-#include "work_pool.h"
 
 namespace {
 
@@ -67,7 +67,7 @@ class Module : public llmesh::rpc::ServiceModule {
     auto engines = config.GetList("engine");
     if (engines.empty()) return absl::InvalidArgumentError("engine: at least one target");
     downstream_ = std::make_unique<llmesh::rag::Downstream>(engines, config.GetString("tokenizer"), *timeout);
-    pool_ = std::make_unique<llmesh::rag::WorkPool>(static_cast<int>(v[7]), static_cast<size_t>(v[8]));
+    pool_ = std::make_unique<llmesh::WorkPool>(static_cast<int>(v[7]), static_cast<size_t>(v[8]));
     service_ = std::make_unique<llmesh::rag::RagServiceImpl>(*downstream_, *pool_, options_.collection.retry);
     runner.AddService(service_.get(), llmesh::v1::RagService::service_full_name());
     return absl::OkStatus();
@@ -111,7 +111,7 @@ class Module : public llmesh::rpc::ServiceModule {
   llmesh::rag::RagOptions options_;
   absl::Duration save_interval_;
   std::unique_ptr<llmesh::rag::Downstream> downstream_;
-  std::unique_ptr<llmesh::rag::WorkPool> pool_;
+  std::unique_ptr<llmesh::WorkPool> pool_;
   std::unique_ptr<llmesh::rag::RagServiceImpl> service_;
   std::unique_ptr<Rag> rag_;
   std::thread saver_;

@@ -7,9 +7,9 @@
 #include <atomic>
 
 #include "downstream.h"
+#include "llmesh/common/work_pool.h"
 #include "llmesh/rag/rag.h"
 #include "llmesh/v1/rag.grpc.pb.h"
-#include "work_pool.h"
 
 namespace llmesh::rag {
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "llmesh/rag/sqlite.h"
+#include "llmesh/sqlite/sqlite.h"
 #include "llmesh/rag/types.h"
 
 namespace llmesh::rag {

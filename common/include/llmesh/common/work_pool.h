@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-namespace llmesh::rag {
+namespace llmesh {
 
 class WorkPool {
  public:
@@ -61,4 +61,4 @@ class WorkPool {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace llmesh::rag
+}  // namespace llmesh

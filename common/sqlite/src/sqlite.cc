@@ -1,10 +1,10 @@
-#include "llmesh/rag/sqlite.h"
+#include "llmesh/sqlite/sqlite.h"
 
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 
-namespace llmesh::rag {
+namespace llmesh {
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, bool create) {
   sqlite3* raw = nullptr;
@@ -131,4 +131,4 @@ absl::Status SqliteTxn::Commit() {
   return st;
 }
 
-}  // namespace llmesh::rag
+}  // namespace llmesh

@@ -1,6 +1,7 @@
 // A thin RAII layer over the SQLite C API: a connection, prepared statements
 // with typed binds and columns, and a transaction guard. Every failure is an
-// absl::Status carrying SQLite's message.
+// absl::Status carrying SQLite's message. Shared by the services that keep
+// durable state (rag-svc collections, agent-svc sessions).
 #pragma once
 
 #include <sqlite3.h>
@@ -14,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace llmesh::rag {
+namespace llmesh {
 
 class SqliteStmt;
 
@@ -83,4 +84,4 @@ class SqliteTxn {
   SqliteDb* db_;
 };
 
-}  // namespace llmesh::rag
+}  // namespace llmesh
