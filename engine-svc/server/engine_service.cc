@@ -153,6 +153,10 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
       return;
     }
     model_ = *lm;
+    if (auto st = model_->CheckGenerative(); !st.ok()) {
+      Finish(rpc::ToGrpcStatus(st));
+      return;
+    }
     GenerationRequest g;
     if (!req.prompt_token_ids().empty() && !req.prompt_text().empty()) {
       Finish(rpc::ToGrpcStatus(absl::InvalidArgumentError("give prompt_token_ids or prompt_text, not both")));
@@ -315,8 +319,6 @@ grpc::ServerUnaryReactor* EngineServiceImpl::CloseSession(grpc::CallbackServerCo
 
 grpc::ServerUnaryReactor* EngineServiceImpl::Embed(grpc::CallbackServerContext* ctx, const v1::EmbedRequest* req,
                                                    v1::EmbedResponse* resp) {
-  if (req->pooling() == v1::POOLING_CLS)
-    return Done(ctx, absl::InvalidArgumentError("CLS pooling needs an encoder (bert) model; use MEAN or LAST"));
   if (!req->texts().empty() && !req->inputs().empty())
     return Done(ctx, absl::InvalidArgumentError("give texts or inputs, not both"));
   auto lm = engine_.Get(req->model());
@@ -354,8 +356,9 @@ grpc::ServerUnaryReactor* EngineServiceImpl::GetStats(grpc::CallbackServerContex
   for (const auto& info : engine_.ListModels(false)) {
     auto lm = engine_.Get(info.name);
     if (!lm.ok()) continue;
-    SchedulerStats s = (*lm)->scheduler->Stats();
     resp->add_models(info.name);
+    if (!(*lm)->scheduler) continue;  // an encoder: no KV cache, no decoding
+    SchedulerStats s = (*lm)->scheduler->Stats();
     resp->set_queue_depth(resp->queue_depth() + s.queue_depth);
     resp->set_running_sequences(resp->running_sequences() + s.running_sequences);
     resp->set_kv_blocks_used(resp->kv_blocks_used() + s.kv.blocks_used);

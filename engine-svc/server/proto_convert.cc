@@ -58,6 +58,13 @@ void ToProto(const LoadedModelInfo& info, v1::ModelInfo* out) {
   out->set_weight_type(info.weight_type);
 }
 
-Pooling ToPooling(v1::Pooling p) { return p == v1::POOLING_LAST ? Pooling::kLast : Pooling::kMean; }
+Pooling ToPooling(v1::Pooling p) {
+  switch (p) {
+    case v1::POOLING_MEAN: return Pooling::kMean;
+    case v1::POOLING_LAST: return Pooling::kLast;
+    case v1::POOLING_CLS: return Pooling::kCls;
+    default: return Pooling::kDefault;  // the model's own (bert pooling_type, else mean)
+  }
+}
 
 }  // namespace llmesh::engine

@@ -1,6 +1,8 @@
 #include "registration.h"
+
 #include <algorithm>
 
+#include "absl/time/clock.h"
 #include "llmesh/common/logging.h"
 #include "llmesh/rpc/channel.h"
 #include "spdlog/spdlog.h"
@@ -9,7 +11,10 @@ namespace llmesh::engine {
 
 std::vector<OptionSpec> RegistrationOptions() {
   return {{"gateway", "", "Gateway address (host:port) to self-register with; empty: no registration"},
-          {"advertise", "", "Address the gateway should use to reach this worker (default: the bound listen address)"}};
+          {"advertise", "", "Address the gateway should use to reach this worker (default: the bound listen address)"},
+          {"deregister_delay", "300ms",
+           "On SIGTERM, time between deregistering from the gateway and closing the listener, so requests routed "
+           "here just before still land"}};
 }
 
 GatewayRegistration::GatewayRegistration(std::string gateway, std::string advertise, Engine& engine)
@@ -40,6 +45,10 @@ int32_t GatewayRegistration::Load() const {
   for (const auto& info : engine_.ListModels(false)) {
     auto lm = engine_.Get(info.name);
     if (!lm.ok()) continue;
+    if ((*lm)->bert_runner) {
+      load += (*lm)->bert_runner->queue_depth();
+      continue;
+    }
     auto s = (*lm)->scheduler->Stats();
     load += s.queue_depth + s.running_sequences;
   }
@@ -59,7 +68,12 @@ void GatewayRegistration::Loop() {
       for (auto& m : Models()) req.add_models(m);
       v1::RegisterWorkerResponse resp;
       auto ctx = rpc::ContextWithTimeout(absl::Seconds(2));
-      grpc::Status st = stub_->Register(ctx.get(), req, &resp);
+      grpc::Status st;
+      {
+        std::lock_guard rpc_lock(rpc_mu_);
+        if (deregistered_.load()) break;
+        st = stub_->Register(ctx.get(), req, &resp);
+      }
       if (st.ok()) {
         registered = true;
         backoff = absl::Milliseconds(100);
@@ -76,7 +90,12 @@ void GatewayRegistration::Loop() {
       req.set_load(Load());
       v1::HeartbeatResponse resp;
       auto ctx = rpc::ContextWithTimeout(absl::Seconds(2));
-      grpc::Status st = stub_->Heartbeat(ctx.get(), req, &resp);
+      grpc::Status st;
+      {
+        std::lock_guard rpc_lock(rpc_mu_);
+        if (deregistered_.load()) break;
+        st = stub_->Heartbeat(ctx.get(), req, &resp);
+      }
       if (st.ok() && !resp.known() && !deregistered_.load()) {
         spdlog::info("event=reregister gateway={}", gateway_);
         registered = false;
@@ -92,15 +111,17 @@ void GatewayRegistration::Loop() {
   }
 }
 
-void GatewayRegistration::Deregister() {
-  if (deregistered_.exchange(true)) return;
+bool GatewayRegistration::Deregister() {
+  if (deregistered_.exchange(true)) return false;
   cv_.notify_all();
   v1::DeregisterWorkerRequest req;
   req.set_address(advertise_);
   v1::DeregisterWorkerResponse resp;
+  std::lock_guard rpc_lock(rpc_mu_);
   auto ctx = rpc::ContextWithTimeout(absl::Seconds(1));
   grpc::Status st = stub_->Deregister(ctx.get(), req, &resp);
   spdlog::info("event=deregistered gateway={} ok={}", gateway_, st.ok());
+  return st.ok();
 }
 
 absl::StatusOr<std::shared_ptr<GatewayRegistration>> StartRegistration(const Config& config,
@@ -114,10 +135,16 @@ absl::StatusOr<std::shared_ptr<GatewayRegistration>> StartRegistration(const Con
     if (advertise.rfind("0.0.0.0:", 0) == 0) advertise = "127.0.0.1" + advertise.substr(7);
     if (advertise.rfind("[::]:", 0) == 0) advertise = "127.0.0.1" + advertise.substr(4);
   }
+  auto delay = config.GetDuration("deregister_delay");
+  if (!delay.ok()) return delay.status();
+  if (*delay < absl::ZeroDuration() || *delay > absl::Seconds(60))
+    return absl::InvalidArgumentError("deregister_delay must be in [0s, 60s]");
   auto reg = std::make_shared<GatewayRegistration>(gateway, advertise, engine);
   std::weak_ptr<GatewayRegistration> weak = reg;
-  runner.OnShutdown([weak] {
-    if (auto r = weak.lock()) r->Deregister();
+  runner.OnShutdown([weak, delay = *delay] {
+    auto r = weak.lock();
+    // Nothing to wait for when the gateway never heard of the goodbye (it is gone).
+    if (r && r->Deregister() && delay > absl::ZeroDuration()) absl::SleepFor(delay);
   });
   reg->Start();
   return reg;

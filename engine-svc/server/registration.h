@@ -2,7 +2,10 @@
 // --gateway ADDR, the worker registers once its models are loaded, heartbeats
 // with its load (queued + running sequences), registers again when the gateway
 // no longer knows it (it restarted), and deregisters when shutdown starts,
-// before the drain, so the gateway stops routing to it first.
+// before the drain, so the gateway stops routing to it first; it then keeps
+// accepting for --deregister-delay (requests the gateway routed here just
+// before it deregistered still land) before the listener closes and the
+// drain of in-flight streams begins.
 #pragma once
 
 #include <atomic>
@@ -21,7 +24,7 @@
 
 namespace llmesh::engine {
 
-// --gateway and --advertise.
+// --gateway, --advertise and --deregister-delay.
 std::vector<OptionSpec> RegistrationOptions();
 
 class GatewayRegistration {
@@ -31,7 +34,8 @@ class GatewayRegistration {
 
   void Start();
   // Deregisters (best effort, bounded) and stops heartbeating. Idempotent.
-  void Deregister();
+  // True when the gateway acknowledged it.
+  bool Deregister();
 
  private:
   void Loop();
@@ -43,6 +47,9 @@ class GatewayRegistration {
   std::unique_ptr<v1::WorkerRegistry::Stub> stub_;
   std::mutex mu_;
   std::condition_variable cv_;
+  // Held across each registry RPC, so a Register or Heartbeat already on the
+  // wire reaches the gateway before the Deregister does.
+  std::mutex rpc_mu_;
   bool stop_ = false;
   std::atomic<bool> deregistered_{false};
   std::thread thread_;

@@ -79,6 +79,12 @@ absl::Status RunTokens(ForwardContext& ctx, PagedKvCache& kv, SeqId seq, int32_t
 
 }  // namespace
 
+absl::Status LoadedModel::CheckGenerative() const {
+  if (scheduler != nullptr) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "model '", name, "' is an embedding model (", info.architecture, "): it serves Embed only"));
+}
+
 Engine::Engine(EngineConfig config) : config_(std::move(config)), pool_(config_.n_threads) {
   reaper_ = std::thread([this] {
     std::unique_lock lock(reaper_mu_);
@@ -122,30 +128,54 @@ absl::StatusOr<LoadedModelInfo> Engine::LoadModel(const std::string& name_in, in
   absl::Time start = absl::Now();
   auto lm = std::make_shared<LoadedModel>();
   lm->name = name;
-  auto model = Model::Load(path);
-  if (!model.ok())
-    return absl::InvalidArgumentError(absl::StrCat("model '", name, "': ", model.status().message()));
-  lm->model = std::move(*model);
-  auto tok = tokenizer::Tokenizer::FromGguf(lm->model->file());
+  auto file = gguf::GgufFile::Open(path);
+  if (!file.ok())
+    return absl::InvalidArgumentError(absl::StrCat("model '", name, "': ", file.status().message()));
+  LoadedModelInfo& info = lm->info;
+  info.name = name;
+  if (IsBertFile(**file)) {  // an encoder: Embed only, no scheduler or KV cache
+    auto bert = BertModel::FromGguf(std::move(*file));
+    if (!bert.ok())
+      return absl::InvalidArgumentError(absl::StrCat("model '", name, "': ", bert.status().message()));
+    lm->bert = std::move(*bert);
+    const BertParams& hp = lm->bert->params();
+    info.architecture = "bert";
+    info.n_params = lm->bert->ParameterCount();
+    info.size_bytes = static_cast<int64_t>(lm->bert->TensorBytes());
+    // The learned positions bound the input; a smaller n_ctx may lower it.
+    info.n_ctx = static_cast<int32_t>(n_ctx > 0 ? std::min<int64_t>(n_ctx, hp.n_ctx_train) : hp.n_ctx_train);
+    info.n_vocab = static_cast<int32_t>(hp.n_vocab);
+    info.n_embd = static_cast<int32_t>(hp.n_embd);
+    info.weight_type = PredominantType(lm->bert->file());
+  } else {
+    auto model = Model::FromGguf(std::move(*file));
+    if (!model.ok())
+      return absl::InvalidArgumentError(absl::StrCat("model '", name, "': ", model.status().message()));
+    lm->model = std::move(*model);
+    const auto& hp = lm->model->params();
+    info.architecture = hp.arch == Arch::kQwen2 ? "qwen2" : "llama";
+    info.n_params = lm->model->ParameterCount();
+    info.size_bytes = static_cast<int64_t>(lm->model->TensorBytes());
+    info.n_vocab = static_cast<int32_t>(hp.n_vocab);
+    info.n_embd = static_cast<int32_t>(hp.n_embd);
+    info.weight_type = PredominantType(lm->model->file());
+  }
+  auto tok = tokenizer::Tokenizer::FromGguf(lm->bert ? lm->bert->file() : lm->model->file());
   if (!tok.ok())
     return absl::InvalidArgumentError(absl::StrCat("model '", name, "' vocabulary: ", tok.status().message()));
   lm->tokenizer = std::move(*tok);
-  SchedulerConfig sc = config_.scheduler;
-  if (n_ctx > 0) sc.n_ctx = n_ctx;
-  auto sched = Scheduler::Create(*lm->model, pool_, sc, &compute_mu_);
-  if (!sched.ok()) return sched.status();
-  lm->scheduler = std::move(*sched);
-
-  const auto& hp = lm->model->params();
-  LoadedModelInfo& info = lm->info;
-  info.name = name;
-  info.architecture = hp.arch == Arch::kQwen2 ? "qwen2" : "llama";
-  info.n_params = lm->model->ParameterCount();
-  info.size_bytes = static_cast<int64_t>(lm->model->TensorBytes());
-  info.n_ctx = lm->scheduler->config().n_ctx;
-  info.n_vocab = static_cast<int32_t>(hp.n_vocab);
-  info.n_embd = static_cast<int32_t>(hp.n_embd);
-  info.weight_type = PredominantType(lm->model->file());
+  if (lm->bert) {
+    const int32_t n_ubatch = std::max(config_.scheduler.max_batch_tokens, info.n_ctx);
+    lm->bert_runner = std::make_unique<BertRunner>(*lm->bert, pool_, &compute_mu_, n_ubatch,
+                                                   config_.scheduler.max_queue);
+  } else {
+    SchedulerConfig sc = config_.scheduler;
+    if (n_ctx > 0) sc.n_ctx = n_ctx;
+    auto sched = Scheduler::Create(*lm->model, pool_, sc, &compute_mu_);
+    if (!sched.ok()) return sched.status();
+    lm->scheduler = std::move(*sched);
+    info.n_ctx = lm->scheduler->config().n_ctx;
+  }
   info.loaded = true;
   {
     std::lock_guard lock(mu_);
@@ -213,6 +243,7 @@ bool Engine::AnyLoaded() const {
 absl::StatusOr<std::string> Engine::OpenSession(const std::string& model, absl::Duration ttl) {
   auto lm = Get(model);
   if (!lm.ok()) return lm.status();
+  if (auto st = (*lm)->CheckGenerative(); !st.ok()) return st;
   auto s = std::make_shared<Session>();
   s->model = *lm;
   s->ttl = ttl > absl::ZeroDuration() ? ttl : config_.session_ttl;
@@ -380,6 +411,30 @@ void Engine::Embed(const std::string& model, std::vector<std::vector<TokenId>> i
   auto lm = Get(model);
   if (!lm.ok()) return done(lm.status());
   if (inputs.empty()) return done(absl::InvalidArgumentError("no inputs to embed"));
+  if ((*lm)->bert_runner) {
+    // An encoder: the runner validates, runs the batch and pools.
+    const int32_t n_ctx = (*lm)->info.n_ctx;
+    std::vector<int32_t> n_tokens;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (static_cast<int32_t>(inputs[i].size()) > n_ctx)
+        return done(absl::InvalidArgumentError(
+            absl::StrCat("input ", i, " has ", inputs[i].size(), " tokens; the model takes at most ", n_ctx)));
+      n_tokens.push_back(static_cast<int32_t>(inputs[i].size()));
+    }
+    (*lm)->bert_runner->Submit(std::move(inputs), pooling,
+                               [n_tokens = std::move(n_tokens), done = std::move(done)](
+                                   absl::StatusOr<BertRunner::Embeddings> r) mutable {
+                                 if (!r.ok()) return done(r.status());
+                                 EmbedResult result;
+                                 result.embeddings = std::move(*r);
+                                 result.n_tokens = std::move(n_tokens);
+                                 done(std::move(result));
+                               });
+    return;
+  }
+  if (pooling == Pooling::kCls)
+    return done(absl::InvalidArgumentError("CLS pooling needs an encoder (bert) model; use MEAN or LAST"));
+  if (pooling == Pooling::kDefault) pooling = Pooling::kMean;
   const auto& hp = (*lm)->model->params();
   const int32_t n_ctx = (*lm)->scheduler->config().n_ctx;
   for (size_t i = 0; i < inputs.size(); ++i) {

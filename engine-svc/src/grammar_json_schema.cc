@@ -394,7 +394,10 @@ class SchemaCompiler {
   std::string AddRule(const std::string& path, const std::string& body) {
     std::string name;
     for (char c : path) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '-';
-    if (rules_.contains(name) || name == "root") name = absl::StrCat(name, "-", ++n_unique_);
+    // A renamed rule may collide in turn (an anyOf at the root: its branch
+    // "root-1" exists before the anyOf's own "root" is renamed).
+    const std::string base = name;
+    while (rules_.contains(name) || name == "root") name = absl::StrCat(base, "-", ++n_unique_);
     rules_[name] = body;
     if (rules_.size() > limits_.max_rules) Fail(path, "schema needs too many rules");
     return name;

@@ -122,7 +122,8 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown architecture '", std::string(*arch_name),
-                     "' (general.architecture); supported: llama, qwen2"));
+                     "' (general.architecture); supported: llama, qwen2"
+                     "; bert files are embedding models (BertModel)"));
   }
   if (auto n = f.GetString("general.name"); n.ok()) hp.name = std::string(*n);
 

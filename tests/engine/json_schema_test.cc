@@ -134,6 +134,18 @@ TEST(JsonSchema, UnsupportedKeywordsAreNamed) {
 
 // ---- compiled grammars ---------------------------------------------------------------
 
+TEST(JsonSchema, AnyOfObjectsAtTheRootKeepTheirRulesApart) {
+  // Each branch is a rule named root-<i>; the anyOf's own rule, renamed from
+  // "root", once took "root-1" too and referred to itself.
+  auto g = SchemaGrammar(R"({"anyOf": [
+      {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"], "additionalProperties": false},
+      {"type": "object", "properties": {"b": {"type": "boolean"}}, "required": ["b"], "additionalProperties": false}]})");
+  ASSERT_NE(g, nullptr);
+  EXPECT_TRUE(GrammarMatches(g, R"({"a": 1})"));
+  EXPECT_TRUE(GrammarMatches(g, R"({"b":true})"));
+  EXPECT_FALSE(GrammarMatches(g, R"({"a":true})"));
+}
+
 TEST(JsonSchema, IntegerRangesAreExact) {
   const std::pair<int64_t, int64_t> ranges[] = {{-15, 237}, {0, 9}, {7, 7}, {100, 1000}, {-999, -10}, {19, 1201}};
   for (const auto& [lo, hi] : ranges) {

@@ -7,13 +7,13 @@
 #include "absl/status/statusor.h"
 #include "llmesh/engine/batch.h"
 #include "llmesh/engine/forward.h"
+#include "llmesh/engine/pooling.h"
 
 namespace llmesh::engine {
 
-enum class Pooling { kMean, kLast };
-
 // Runs `tokens` as a fresh sequence `seq` through `ctx` (the sequence is
 // removed from `kv` afterwards) and returns an (n_embd) unit vector.
+// kDefault pools as kMean; kCls is an encoder's pooling (INVALID_ARGUMENT).
 absl::StatusOr<std::vector<float>> Embed(ForwardContext& ctx, KvCache& kv,
                                          const std::vector<TokenId>& tokens, Pooling pooling,
                                          SeqId seq = 0);

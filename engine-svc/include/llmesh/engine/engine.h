@@ -17,6 +17,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "llmesh/engine/bert_model.h"
+#include "llmesh/engine/bert_runner.h"
 #include "llmesh/engine/embed.h"
 #include "llmesh/engine/model.h"
 #include "llmesh/engine/scheduler.h"
@@ -44,13 +46,20 @@ struct LoadedModelInfo {
   bool loaded = false;
 };
 
-// A model with everything that serves it.
+// A model with everything that serves it: either a decoder (`model` and its
+// `scheduler`: generation, sessions, pooled embeddings) or a bert encoder
+// (`bert` and its `bert_runner`: Embed only); the other pair is null.
 struct LoadedModel {
   std::string name;
   std::unique_ptr<Model> model;
+  std::unique_ptr<BertModel> bert;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   std::unique_ptr<Scheduler> scheduler;
+  std::unique_ptr<BertRunner> bert_runner;  // after `bert`: destroyed first
   LoadedModelInfo info;
+
+  // FAILED_PRECONDITION for an embedding-only model, naming it.
+  absl::Status CheckGenerative() const;
 };
 
 struct PrefillResult {
@@ -94,7 +103,8 @@ class Engine {
   absl::Status CloseSession(const std::string& session);
   int32_t OpenSessions() const;
 
-  // One L2-normalised vector per input.
+  // One L2-normalised vector per input. kDefault: the model's pooling (a
+  // bert file's pooling_type, mean for a decoder); kCls only for bert.
   void Embed(const std::string& model, std::vector<std::vector<TokenId>> inputs, Pooling pooling,
              std::function<void(absl::StatusOr<EmbedResult>)> done);
 
