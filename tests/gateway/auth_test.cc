@@ -32,6 +32,11 @@ TEST(ErrorsTest, StatusToHttp) {
   EXPECT_NE(body.find("\"type\":\"invalid_request_error\""), std::string::npos) << body;
   EXPECT_NE(body.find("\"param\":\"temperature\""), std::string::npos) << body;
   EXPECT_NE(body.find("\"code\":null"), std::string::npos) << body;
+  // Only an unknown model is "model_not_found" (what OpenAI clients look for).
+  EXPECT_NE(OpenAiErrorBody(absl::NotFoundError("model 'x' is not served")).find("\"code\":\"model_not_found\""),
+            std::string::npos);
+  EXPECT_NE(OpenAiErrorBody(absl::NotFoundError("collection 'x' not found")).find("\"code\":\"not_found\""),
+            std::string::npos);
 }
 
 }  // namespace

@@ -129,5 +129,25 @@ TEST(WorkerTableTest, DeregisterStopsRouting) {
   EXPECT_TRUE(t.Snapshot().empty());
 }
 
+// A rolling restart on a fixed address: the old process deregisters (no new
+// work while its streams drain), the new one registers and takes traffic; the
+// pool sees a new registration count and resets the channel's backoff.
+TEST(WorkerTableTest, WorkerRestartedAtTheSameAddressRegistersAgain) {
+  WorkerTable t;
+  Router router;
+  EXPECT_EQ(t.Registrations("w:1"), 0);
+  t.Register("w:1", {"m"}, absl::Now());
+  t.Register("w:2", {"m"}, absl::Now());
+  EXPECT_EQ(t.Registrations("w:1"), 1);
+  t.Acquire("w:1");
+  EXPECT_TRUE(t.Deregister("w:1"));
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(router.Pick(t.Snapshot(), "m", {1, 2, 3}, {})->address, "w:2");
+  t.Release("w:1");
+  t.Register("w:1", {"m"}, absl::Now());
+  EXPECT_EQ(t.Registrations("w:1"), 2);
+  t.Acquire("w:2");
+  EXPECT_EQ(router.Pick(t.Snapshot(), "m", {1, 2, 3}, {})->address, "w:1");
+}
+
 }  // namespace
 }  // namespace llmesh::gateway

@@ -40,6 +40,9 @@ struct GatewayStack {
     auto tok = StartService(Bin("llmesh-tokenizer"), {"--model-dir", ModelDir(), "--log-level", "warn"});
     if (!tok.ok()) return tok.status();
     tokenizer = std::move(*tok);
+    // The gateway's first request goes to the tokenizer: have it serving
+    // first, or that request can find the connection still in backoff.
+    if (auto st = WaitForServing(tokenizer.address(), absl::Seconds(20)); !st.ok()) return st;
     std::string dir = MakeTempDir("gw");
     std::vector<std::string> args = {"--tokenizer", tokenizer.address(), "--http-listen", "127.0.0.1:0",
                                      "--http-port-file", dir + "/http.port", "--heartbeat-interval", "200ms",

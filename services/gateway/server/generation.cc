@@ -4,7 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "downstream.h"
 #include "llmesh/common/logging.h"
+#include "llmesh/gateway/rag_prompt.h"
 #include "llmesh/rpc/channel.h"
 #include "llmesh/rpc/status.h"
 #include "spdlog/spdlog.h"
@@ -183,6 +185,7 @@ void Generation::Begin() {
   if (job_.model.empty()) job_.model = gw_.default_model;
   if (job_.model.empty()) return FinishAll(absl::InvalidArgumentError("model is required (no default model is configured)"));
   if (auto st = ValidateJob(job_, gw_.limits); !st.ok()) return FinishAll(st);
+  if (auto st = ApplyTools(&job_); !st.ok()) return FinishAll(st);
   if (!gw_.pool->Knows(job_.model))
     return FinishAll(absl::NotFoundError(
         absl::StrCat("model '", job_.model, "' is not served by any engine worker (GET /v1/models lists them)")));
@@ -206,6 +209,42 @@ void Generation::OnAdmitted(absl::Status status) {
   if (finished_) return;
   if (!status.ok()) return FinishAll(status);
   admitted_ = true;
+  if (job_.retrieval) return Retrieve();
+  ResolvePrompt();
+}
+
+// RagChat: the last user message searches the collection; the chunks found
+// join the system message before the template renders the chat.
+void Generation::Retrieve() {
+  if (!gw_.rag) return FinishAll(absl::UnavailableError("retrieval is not configured on this gateway (set its rag address)"));
+  struct Call {
+    std::shared_ptr<grpc::ClientContext> ctx;
+    v1::QueryRequest req;
+    v1::QueryResponse resp;
+  };
+  auto self = shared_from_this();
+  auto call = std::make_shared<Call>();
+  call->ctx = NewContext();
+  rag_ctx_ = call->ctx;
+  const RetrievalSpec& spec = *job_.retrieval;
+  call->req.set_collection(spec.collection);
+  call->req.set_query(RetrievalQueryOf(job_));
+  call->req.set_top_k(spec.top_k);
+  call->req.set_mode(spec.mode);
+  for (const auto& f : spec.filters) *call->req.add_filters() = f;
+  gw_.rag->async()->Query(call->ctx.get(), &call->req, &call->resp, [self, call](grpc::Status st) {
+    self->Post([self, call, st] { self->OnRetrieved(st, call->resp); });
+  });
+}
+
+void Generation::OnRetrieved(const grpc::Status& status, const v1::QueryResponse& resp) {
+  rag_ctx_.reset();
+  if (finished_) return;
+  if (!status.ok()) return FinishAll(DownstreamError(status, "rag service (Query)"));
+  std::vector<v1::QueryResult> results(resp.results().begin(), resp.results().end());
+  cited_ = AugmentWithContext(job_.retrieval->collection, results, &job_.messages);
+  spdlog::debug("event=retrieved request_id={} collection={} chunks={}", request_id_, job_.retrieval->collection,
+                results.size());
   ResolvePrompt();
 }
 
@@ -305,6 +344,7 @@ void Generation::StartDetokenizers() {
   for (int i = 0; i < job_.n; ++i) {
     Completion& c = completions_[i];
     c.stop = std::make_unique<StopMatcher>(stops);
+    if (job_.tool_mode != ToolMode::kNone) c.tools = std::make_unique<ToolCallFilter>(job_.tool_mode, job_.tool_names);
     if (vocab) {
       tokenizer::DecodeOptions opts;
       opts.skip_special = true;
@@ -484,13 +524,24 @@ void Generation::OnDetokDelta(int index, std::string delta) {
 void Generation::DeliverDelta(int index, std::vector<v1::GeneratedToken> tokens, std::string delta) {
   Completion& c = completions_[index];
   StopMatcher::Result r = c.stop->Push(delta);
+  c.tokens_out += static_cast<int32_t>(tokens.size());
+  std::string text = std::move(r.text);
+  if (c.tools) {
+    text = c.tools->Push(text);
+    if (c.tools->holding()) {  // (maybe) a call: its tokens go out with it at the end
+      for (auto& t : tokens) c.held.push_back(std::move(t));
+      tokens.clear();
+    } else if (!c.held.empty()) {
+      tokens.insert(tokens.begin(), std::make_move_iterator(c.held.begin()), std::make_move_iterator(c.held.end()));
+      c.held.clear();
+    }
+  }
   int n_tokens = static_cast<int>(tokens.size());
-  if (!r.text.empty() || n_tokens > 0) {
+  if (!text.empty() || n_tokens > 0) {
     v1::GatewayGenerateResponse out;
     out.set_index(index);
-    out.set_text_delta(std::move(r.text));
+    out.set_text_delta(std::move(text));
     for (auto& t : tokens) *out.add_tokens() = std::move(t);
-    c.tokens_out += n_tokens;
     Emit(std::move(out), n_tokens);
   }
   if (r.stopped) {
@@ -518,6 +569,19 @@ void Generation::CompleteIndex(int index, v1::FinishReason reason, const std::st
   v1::GatewayGenerateResponse out;
   out.set_index(index);
   out.set_text_delta(tail);
+  if (c.tools) {
+    ToolCallFilter::Final fin = c.tools->Finish(tail);
+    out.set_text_delta(std::move(fin.text));
+    if (fin.call) {
+      fin.call->set_id(absl::StrCat("call_", request_id_, "_", index));
+      *out.add_tool_calls() = std::move(*fin.call);
+      reason = v1::FINISH_REASON_TOOL_CALLS;
+    }
+  }
+  int n_held = static_cast<int>(c.held.size());
+  for (auto& t : c.held) *out.add_tokens() = std::move(t);
+  c.held.clear();
+  for (const auto& id : cited_) out.add_cited_chunk_ids(id);
   out.set_finish_reason(reason == v1::FINISH_REASON_UNSPECIFIED ? v1::FINISH_REASON_STOP : reason);
   auto* u = out.mutable_usage();
   u->set_prompt_tokens(static_cast<int32_t>(prompt_.size()));
@@ -528,7 +592,7 @@ void Generation::CompleteIndex(int index, v1::FinishReason reason, const std::st
   u->set_completion_tokens(completion);
   u->set_total_tokens(u->prompt_tokens() + completion);
   u->set_cached_prompt_tokens(cached_prompt_tokens_);
-  Emit(std::move(out), 0);
+  Emit(std::move(out), n_held);
   for (const auto& other : completions_)
     if (!other.done) return;
   FinishAll(absl::OkStatus());
@@ -555,6 +619,7 @@ void Generation::FinishAll(absl::Status status) {
   if (finished_) return;
   finished_ = true;
   if (engine_ctx_) engine_ctx_->TryCancel();  // frees the engine sequence if still running
+  if (rag_ctx_) rag_ctx_->TryCancel();
   for (auto& c : completions_) {
     if (c.detok_ctx && !c.done && !status.ok()) c.detok_ctx->TryCancel();
     ReleaseDetok(c);

@@ -1,8 +1,11 @@
-// One generation request through the gateway: admission, prompt (tokenizer-svc
+// One generation request through the gateway: admission, retrieval (RagChat:
+// rag-svc Query, chunks added to the system message), prompt (tokenizer-svc
 // Tokenize or ApplyChatTemplate), routing, the engine's Generate stream,
 // detokenization (tokenizer-svc DetokenizeStream, one stream per completion;
 // or in-process when the gateway sees the model directory, see local_vocab),
-// stop strings, and the response stream to a sink (gRPC writer or HTTP).
+// stop strings, tool calls (tool_calls.h: a call's text is held back and sent
+// as `tool_calls` at the end), and the response stream to a sink (gRPC writer
+// or HTTP).
 //
 // Every event (RPC callbacks, cancellation) runs on the generation's strand:
 // a queue drained by one thread at a time, so the state below needs no locks
@@ -29,9 +32,12 @@
 #include "llmesh/gateway/metrics.h"
 #include "llmesh/gateway/router.h"
 #include "llmesh/gateway/stop_matcher.h"
+#include "llmesh/gateway/tool_calls.h"
 #include "llmesh/tokenizer/detokenizer.h"
 #include "llmesh/tokenizer/registry.h"
+#include "llmesh/v1/agent.grpc.pb.h"
 #include "llmesh/v1/gateway.grpc.pb.h"
+#include "llmesh/v1/rag.grpc.pb.h"
 #include "llmesh/v1/tokenizer.grpc.pb.h"
 #include "worker_pool.h"
 
@@ -44,6 +50,10 @@ struct GatewayContext {
   Admission* admission = nullptr;
   GatewayMetrics* metrics = nullptr;
   std::shared_ptr<v1::TokenizerService::Stub> tokenizer;
+  // rag-svc (Query, RagChat, collections) and agent-svc (AgentRun); null when
+  // not configured, and those requests answer UNAVAILABLE.
+  std::shared_ptr<v1::RagService::Stub> rag;
+  std::shared_ptr<v1::AgentService::Stub> agent;
   // When set (model_dir configured), engine tokens are detokenized here with
   // the model's vocabulary instead of tokenizer-svc DetokenizeStream round trips.
   tokenizer::TokenizerRegistry* local_vocab = nullptr;
@@ -102,12 +112,17 @@ class Generation : public std::enable_shared_from_this<Generation> {
     // Local detokenization (GatewayContext::local_vocab) instead of `detok`.
     std::shared_ptr<const tokenizer::Tokenizer> local_tok;
     std::unique_ptr<tokenizer::StreamingDetokenizer> local;
+    // Tool calls (job.tool_mode): text and tokens of a call are held here.
+    std::unique_ptr<ToolCallFilter> tools;
+    std::vector<v1::GeneratedToken> held;
   };
 
   Generation(GatewayContext& gw, GenerateJob job, std::string request_id, absl::Time deadline,
              std::shared_ptr<GenerationSink> sink);
   void Begin();
   void OnAdmitted(absl::Status status);
+  void Retrieve();
+  void OnRetrieved(const grpc::Status& status, const v1::QueryResponse& resp);
   void ResolvePrompt();
   void ApplyTemplate(const std::string& tmpl);
   void OnPrompt(absl::StatusOr<std::vector<int32_t>> ids);
@@ -140,6 +155,8 @@ class Generation : public std::enable_shared_from_this<Generation> {
   bool cancelled_ = false;
   bool admitted_ = false;
   Admission::Ticket ticket_ = 0;
+  std::shared_ptr<grpc::ClientContext> rag_ctx_;  // while retrieving
+  std::vector<std::string> cited_;                // chunk ids put in the prompt
   std::vector<int32_t> prompt_;
   std::vector<Completion> completions_;
   int attempt_ = 0;

@@ -3,6 +3,8 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
+#include "agent_run.h"
+#include "downstream.h"
 #include "embed.h"
 #include "llmesh/common/logging.h"
 #include "llmesh/rpc/channel.h"
@@ -57,6 +59,8 @@ class StreamReactor : public grpc::ServerWriteReactor<v1::GatewayGenerateRespons
         for (auto& t : *r.mutable_tokens()) *back.add_tokens() = std::move(t);
         back.set_finish_reason(r.finish_reason());
         if (r.has_usage()) *back.mutable_usage() = r.usage();
+        for (auto& c : *r.mutable_tool_calls()) *back.add_tool_calls() = std::move(c);
+        for (auto& id : *r.mutable_cited_chunk_ids()) back.add_cited_chunk_ids(std::move(id));
       } else {
         pending_.push_back(std::move(r));
       }
@@ -246,6 +250,57 @@ grpc::ServerUnaryReactor* GatewayServiceImpl::ListModels(grpc::CallbackServerCon
   if (auto st = Authorize(ctx); !st.ok()) return Done(ctx, st);
   *resp = ListModelsOf(*gw_.pool);
   return Done(ctx, absl::OkStatus());
+}
+
+template <typename Call>
+grpc::ServerUnaryReactor* GatewayServiceImpl::ProxyToRag(grpc::CallbackServerContext* ctx, const char* route,
+                                                         const char* what, Call call) {
+  if (auto st = Authorize(ctx); !st.ok()) return Done(ctx, st);
+  if (!gw_.rag) return Done(ctx, absl::UnavailableError("retrieval is not configured on this gateway (set its rag address)"));
+  auto* reactor = ctx->DefaultReactor();
+  std::shared_ptr<grpc::ClientContext> down = DownstreamContext(ctx, gw_.request_timeout, RequestIdFor(ctx));
+  GatewayMetrics* metrics = gw_.metrics;
+  call(down.get(), [reactor, down, metrics, route, what](grpc::Status st) {
+    absl::Status s = st.ok() ? absl::OkStatus() : DownstreamError(st, what);
+    metrics->CountRequest(route, absl::StatusCodeToString(s.code()));
+    reactor->Finish(rpc::ToGrpcStatus(s));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GatewayServiceImpl::CreateCollection(grpc::CallbackServerContext* ctx,
+                                                               const v1::CreateCollectionRequest* req,
+                                                               v1::Collection* resp) {
+  return ProxyToRag(ctx, "grpc:CreateCollection", "rag service (CreateCollection)",
+                    [this, req, resp](grpc::ClientContext* down, std::function<void(grpc::Status)> done) {
+                      gw_.rag->async()->CreateCollection(down, req, resp, std::move(done));
+                    });
+}
+
+grpc::ServerUnaryReactor* GatewayServiceImpl::Upsert(grpc::CallbackServerContext* ctx, const v1::UpsertRequest* req,
+                                                     v1::UpsertResponse* resp) {
+  return ProxyToRag(ctx, "grpc:Upsert", "rag service (Upsert)",
+                    [this, req, resp](grpc::ClientContext* down, std::function<void(grpc::Status)> done) {
+                      gw_.rag->async()->Upsert(down, req, resp, std::move(done));
+                    });
+}
+
+grpc::ServerUnaryReactor* GatewayServiceImpl::Query(grpc::CallbackServerContext* ctx, const v1::QueryRequest* req,
+                                                    v1::QueryResponse* resp) {
+  return ProxyToRag(ctx, "grpc:Query", "rag service (Query)",
+                    [this, req, resp](grpc::ClientContext* down, std::function<void(grpc::Status)> done) {
+                      gw_.rag->async()->Query(down, req, resp, std::move(done));
+                    });
+}
+
+grpc::ServerWriteReactor<v1::GatewayGenerateResponse>* GatewayServiceImpl::RagChat(grpc::CallbackServerContext* ctx,
+                                                                                  const v1::RagChatRequest* req) {
+  return Stream(ctx, JobFromProto(*req), "grpc:RagChat");
+}
+
+grpc::ServerWriteReactor<v1::AgentStep>* GatewayServiceImpl::AgentRun(grpc::CallbackServerContext* ctx,
+                                                                     const v1::AgentRunRequest* req) {
+  return NewAgentRunProxy(gw_, ctx, *req, RequestIdFor(ctx), Authorize(ctx));
 }
 
 grpc::ServerUnaryReactor* WorkerRegistryImpl::Register(grpc::CallbackServerContext* ctx,

@@ -23,10 +23,29 @@ class GatewayServiceImpl final : public v1::Gateway::CallbackService {
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx, const v1::GatewayListModelsRequest* req,
                                        v1::GatewayListModelsResponse* resp) override;
 
+  // Retrieval: rag-svc's CreateCollection / Upsert / Query proxied; RagChat
+  // retrieves, then runs the chat (generation.h).
+  grpc::ServerUnaryReactor* CreateCollection(grpc::CallbackServerContext* ctx, const v1::CreateCollectionRequest* req,
+                                             v1::Collection* resp) override;
+  grpc::ServerUnaryReactor* Upsert(grpc::CallbackServerContext* ctx, const v1::UpsertRequest* req,
+                                   v1::UpsertResponse* resp) override;
+  grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* ctx, const v1::QueryRequest* req,
+                                  v1::QueryResponse* resp) override;
+  grpc::ServerWriteReactor<v1::GatewayGenerateResponse>* RagChat(grpc::CallbackServerContext* ctx,
+                                                                  const v1::RagChatRequest* req) override;
+
+  // agent-svc Run, step by step (agent_run.h).
+  grpc::ServerWriteReactor<v1::AgentStep>* AgentRun(grpc::CallbackServerContext* ctx,
+                                                     const v1::AgentRunRequest* req) override;
+
  private:
   absl::Status Authorize(grpc::CallbackServerContext* ctx) const;
   grpc::ServerWriteReactor<v1::GatewayGenerateResponse>* Stream(grpc::CallbackServerContext* ctx, GenerateJob job,
                                                                 const char* route);
+  // A unary call to rag-svc: `call` starts it with the downstream context and
+  // the completion callback.
+  template <typename Call>
+  grpc::ServerUnaryReactor* ProxyToRag(grpc::CallbackServerContext* ctx, const char* route, const char* what, Call call);
 
   GatewayContext& gw_;
   const ApiKeys& keys_;

@@ -1,7 +1,5 @@
 #include "http_server.h"
 
-#include <condition_variable>
-#include <deque>
 #include <fstream>
 #include <future>
 #include <optional>
@@ -9,51 +7,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "embed.h"
-#include "httplib.h"
+#include "http_common.h"
 #include "llmesh/common/logging.h"
 #include "llmesh/gateway/errors.h"
 #include "llmesh/gateway/openai_json.h"
 #include "spdlog/spdlog.h"
 
 namespace llmesh::gateway {
-namespace {
 
-// Generation responses handed from the strand to the HTTP handler thread.
-class BlockingSink : public GenerationSink {
- public:
-  void OnResponse(v1::GatewayGenerateResponse r) override {
-    std::lock_guard lock(mu_);
-    queue_.push_back(std::move(r));
-    cv_.notify_all();
-  }
-  void OnFinish(const absl::Status& st) override {
-    std::lock_guard lock(mu_);
-    final_ = st;
-    cv_.notify_all();
-  }
-  // Waits until something is queued or the generation finished (or `until`).
-  // Returns false on timeout.
-  bool Wait(absl::Time until) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_until(lock, absl::ToChronoTime(until), [this] { return !queue_.empty() || final_.has_value(); });
-  }
-  // Takes everything queued; `final` is set once the generation is over.
-  std::deque<v1::GatewayGenerateResponse> Take(std::optional<absl::Status>* final) {
-    std::lock_guard lock(mu_);
-    std::deque<v1::GatewayGenerateResponse> out;
-    out.swap(queue_);
-    *final = final_;
-    return out;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<v1::GatewayGenerateResponse> queue_;
-  std::optional<absl::Status> final_;
-};
-
-void SendError(httplib::Response& res, const absl::Status& st, const std::string& param = "") {
+void SendError(httplib::Response& res, const absl::Status& st, const std::string& param) {
   res.status = HttpStatusOf(st.code());
   if (st.code() == absl::StatusCode::kResourceExhausted) res.set_header("Retry-After", "1");
   if (st.code() == absl::StatusCode::kUnauthenticated) res.set_header("WWW-Authenticate", "Bearer");
@@ -68,7 +30,14 @@ std::string RequestIdOf(const httplib::Request& req) {
   return id;
 }
 
-int64_t UnixNow() { return absl::ToUnixSeconds(absl::Now()); }
+namespace {
+
+// Generation responses handed from the strand to the HTTP handler thread.
+class BlockingSink : public GenerationSink, public BlockingQueue<v1::GatewayGenerateResponse> {
+ public:
+  void OnResponse(v1::GatewayGenerateResponse r) override { Push(std::move(r)); }
+  void OnFinish(const absl::Status& st) override { Close(st); }
+};
 
 }  // namespace
 
@@ -126,111 +95,82 @@ void HttpServer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::function<void(const httplib::Request&, httplib::Response&)> HttpServer::Guard(const char* route, bool generation,
+                                                                                    Handler fn) {
+  return [this, route, generation, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+    absl::Time start = absl::Now();
+    std::string rid = RequestIdOf(req);
+    res.set_header("x-request-id", rid);
+    res.status = 200;
+    if (auto st = keys_.Check(req.get_header_value("Authorization")); !st.ok()) {
+      SendError(res, st);
+    } else if (draining_ && generation) {
+      SendError(res, absl::UnavailableError("the gateway is shutting down"));
+    } else {
+      fn(req, res, rid);
+    }
+    gw_.metrics->CountRequest(route, std::to_string(res.status));
+    spdlog::debug("event=http route={} status={} request_id={} remote={} duration_ms={:.2f}", route, res.status, rid,
+                  req.remote_addr, absl::ToDoubleMilliseconds(absl::Now() - start));
+  };
+}
+
+void HttpServer::ServeGeneration(httplib::Response& res, const std::string& rid, OpenAiRequest r, bool citations) {
+  const bool chat = r.chat;
+  absl::Time deadline = absl::Now() + gw_.request_timeout;
+  auto sink = std::make_shared<BlockingSink>();
+  std::string model = r.job.model.empty() ? gw_.default_model : r.job.model;
+  auto builder = std::make_shared<OpenAiResponseBuilder>(chat, absl::StrCat(chat ? "chatcmpl-" : "cmpl-", rid), model,
+                                                         UnixNow(), r.job.n, r.job.logprobs, r.job.top_logprobs);
+  if (citations) builder->IncludeCitations();
+  auto gen = Generation::Start(gw_, std::move(r.job), rid, deadline, sink);
+  // Wait for the first output, or the error that comes instead, to choose the status.
+  absl::Time give_up = deadline + absl::Seconds(5);
+  if (!sink->Wait(give_up)) {
+    gen->Cancel();
+    return SendError(res, absl::DeadlineExceededError("no answer before the request's deadline"));
+  }
+  std::optional<absl::Status> final;
+  auto first = sink->Take(&final);
+  if (first.empty() && final && !final->ok()) return SendError(res, *final);
+  if (!r.stream) {
+    for (auto& m : first) builder->Add(m);
+    while (!final) {
+      if (!sink->Wait(give_up)) {
+        gen->Cancel();
+        return SendError(res, absl::DeadlineExceededError("the request's deadline expired"));
+      }
+      for (auto& m : sink->Take(&final)) builder->Add(m);
+    }
+    if (!final->ok()) return SendError(res, *final);
+    res.set_content(builder->Complete(), "application/json");
+    return;
+  }
+  bool include_usage = r.include_usage;
+  StreamSse<v1::GatewayGenerateResponse>(
+      res, sink, std::move(first), final, [builder](const v1::GatewayGenerateResponse& m) { return builder->Chunks(m); },
+      [builder, include_usage] {
+        return include_usage ? std::vector<std::string>{builder->UsageChunk()} : std::vector<std::string>{};
+      },
+      [gen] { gen->Cancel(); }, give_up);
+}
+
 void HttpServer::Routes() {
   auto& s = *server_;
-  // Every response carries the request id; generation routes log an access line.
-  auto guarded = [this](const char* route, bool generation,
-                        std::function<void(const httplib::Request&, httplib::Response&, const std::string&)> fn) {
-    return [this, route, generation, fn](const httplib::Request& req, httplib::Response& res) {
-      absl::Time start = absl::Now();
-      std::string rid = RequestIdOf(req);
-      res.set_header("x-request-id", rid);
-      res.status = 200;
-      if (auto st = keys_.Check(req.get_header_value("Authorization")); !st.ok()) {
-        SendError(res, st);
-      } else if (draining_ && generation) {
-        SendError(res, absl::UnavailableError("the gateway is shutting down"));
-      } else {
-        fn(req, res, rid);
-      }
-      gw_.metrics->CountRequest(route, std::to_string(res.status));
-      spdlog::debug("event=http route={} status={} request_id={} remote={} duration_ms={:.2f}", route, res.status, rid,
-                    req.remote_addr, absl::ToDoubleMilliseconds(absl::Now() - start));
-    };
-  };
-
   auto generate = [this](bool chat) {
     return [this, chat](const httplib::Request& req, httplib::Response& res, const std::string& rid) {
       std::string param;
       auto parsed = chat ? ParseChatCompletionRequest(req.body, gw_.default_model, &param)
                          : ParseCompletionRequest(req.body, gw_.default_model, &param);
       if (!parsed.ok()) return SendError(res, parsed.status(), param);
-      OpenAiRequest r = std::move(*parsed);
-      absl::Time deadline = absl::Now() + gw_.request_timeout;
-      auto sink = std::make_shared<BlockingSink>();
-      std::string model = r.job.model.empty() ? gw_.default_model : r.job.model;
-      auto builder = std::make_shared<OpenAiResponseBuilder>(
-          chat, absl::StrCat(chat ? "chatcmpl-" : "cmpl-", rid), model, UnixNow(), r.job.n, r.job.logprobs,
-          r.job.top_logprobs);
-      auto gen = Generation::Start(gw_, std::move(r.job), rid, deadline, sink);
-      // Wait for the first output, or the error that comes instead, to choose the status.
-      absl::Time give_up = deadline + absl::Seconds(5);
-      if (!sink->Wait(give_up)) {
-        gen->Cancel();
-        return SendError(res, absl::DeadlineExceededError("no answer before the request's deadline"));
-      }
-      std::optional<absl::Status> final;
-      auto first = sink->Take(&final);
-      if (first.empty() && final && !final->ok()) return SendError(res, *final);
-      if (!r.stream) {
-        for (auto& m : first) builder->Add(m);
-        while (!final) {
-          if (!sink->Wait(give_up)) {
-            gen->Cancel();
-            return SendError(res, absl::DeadlineExceededError("the request's deadline expired"));
-          }
-          for (auto& m : sink->Take(&final)) builder->Add(m);
-        }
-        if (!final->ok()) return SendError(res, *final);
-        res.set_content(builder->Complete(), "application/json");
-        return;
-      }
-      bool include_usage = r.include_usage;
-      auto pending = std::make_shared<std::deque<v1::GatewayGenerateResponse>>(std::move(first));
-      auto done = std::make_shared<std::optional<absl::Status>>(final);
-      res.set_header("Cache-Control", "no-cache");
-      res.set_chunked_content_provider(
-          "text/event-stream",
-          [sink, gen, builder, pending, done, include_usage, give_up](size_t, httplib::DataSink& out) {
-            while (true) {
-              std::string buf;
-              for (auto& m : *pending)
-                for (auto& chunk : builder->Chunks(m)) absl::StrAppend(&buf, "data: ", chunk, "\n\n");
-              pending->clear();
-              if (*done) {
-                if (!(*done)->ok()) {
-                  // Headers are gone: the error travels as an event OpenAI clients raise.
-                  absl::StrAppend(&buf, "data: ", OpenAiErrorBody(**done), "\n\n");
-                } else {
-                  if (include_usage) absl::StrAppend(&buf, "data: ", builder->UsageChunk(), "\n\n");
-                  buf += "data: [DONE]\n\n";
-                }
-                if (!out.write(buf.data(), buf.size())) return false;
-                out.done();
-                return true;
-              }
-              if (!buf.empty()) {
-                if (!out.write(buf.data(), buf.size())) return false;  // client gone: releaser cancels
-                return true;
-              }
-              if (!sink->Wait(std::min(give_up, absl::Now() + absl::Milliseconds(200)))) {
-                if (absl::Now() >= give_up) return false;
-                if (!out.is_writable()) return false;
-                continue;
-              }
-              *pending = sink->Take(done.get());
-            }
-          },
-          [gen](bool success) {
-            if (!success) gen->Cancel();  // client disconnected: free the engine sequence
-          });
+      ServeGeneration(res, rid, std::move(*parsed), /*citations=*/false);
     };
   };
 
-  s.Post("/v1/chat/completions", guarded("/v1/chat/completions", true, generate(true)));
-  s.Post("/v1/completions", guarded("/v1/completions", true, generate(false)));
+  s.Post("/v1/chat/completions", Guard("/v1/chat/completions", true, generate(true)));
+  s.Post("/v1/completions", Guard("/v1/completions", true, generate(false)));
 
-  s.Post("/v1/embeddings", guarded("/v1/embeddings", true, [this](const httplib::Request& req,
+  s.Post("/v1/embeddings", Guard("/v1/embeddings", true, [this](const httplib::Request& req,
                                                                    httplib::Response& res, const std::string& rid) {
            std::string param;
            auto parsed = ParseEmbeddingsRequest(req.body, gw_.default_model, &param);
@@ -248,11 +188,14 @@ void HttpServer::Routes() {
            res.set_content(EmbeddingsResponseJson(parsed->model, *r, parsed->base64), "application/json");
          }));
 
-  s.Get("/v1/models", guarded("/v1/models", false,
+  s.Get("/v1/models", Guard("/v1/models", false,
                               [this](const httplib::Request&, httplib::Response& res, const std::string&) {
                                 res.set_content(ModelsListJson(ListModelsOf(*gw_.pool), UnixNow()),
                                                 "application/json");
                               }));
+
+  RagRoutes();
+  AgentRoutes();
 
   // Public: load balancers and probes carry no key.
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {

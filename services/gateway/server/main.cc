@@ -33,6 +33,8 @@ class Module : public llmesh::rpc::ServiceModule {
         {"http_listen", "0.0.0.0:8080", "host:port of the OpenAI-compatible HTTP API (port 0 picks one)"},
         {"http_port_file", "", "If set, the bound HTTP port is written here (tests, launchers)"},
         {"tokenizer", "127.0.0.1:50051", "tokenizer-svc address"},
+        {"rag", "127.0.0.1:50060", "rag-svc address (Query, RagChat, collections); empty: retrieval is off"},
+        {"agent", "127.0.0.1:50061", "agent-svc address (AgentRun); empty: agents are off"},
         {"model_dir", "", "Optional: the GGUF directory the tokenizer service reads, when this machine sees it too; "
                           "engine output is then detokenized here (no DetokenizeStream round trips)"},
         {"workers", "", "Static list of engine worker addresses (host:port, comma-separated)"},
@@ -118,6 +120,14 @@ class Module : public llmesh::rpc::ServiceModule {
     gw_.metrics = &metrics_;
     gw_.tokenizer = std::shared_ptr<llmesh::v1::TokenizerService::Stub>(
         llmesh::v1::TokenizerService::NewStub(llmesh::rpc::CreateChannel(config.GetString("tokenizer"))));
+    // Channels connect lazily: a stack without rag-svc or agent-svc still
+    // serves generations, and those routes answer UNAVAILABLE.
+    if (std::string rag = config.GetString("rag"); !rag.empty())
+      gw_.rag = std::shared_ptr<llmesh::v1::RagService::Stub>(
+          llmesh::v1::RagService::NewStub(llmesh::rpc::CreateChannel(rag)));
+    if (std::string agent = config.GetString("agent"); !agent.empty())
+      gw_.agent = std::shared_ptr<llmesh::v1::AgentService::Stub>(
+          llmesh::v1::AgentService::NewStub(llmesh::rpc::CreateChannel(agent)));
     if (std::string dir = config.GetString("model_dir"); !dir.empty()) {
       local_vocab_ = std::make_unique<llmesh::tokenizer::TokenizerRegistry>(dir);
       gw_.local_vocab = local_vocab_.get();
@@ -155,9 +165,11 @@ class Module : public llmesh::rpc::ServiceModule {
     runner.AddService(registry_.get(), llmesh::v1::WorkerRegistry::service_full_name());
     // Stop taking HTTP generations when shutdown starts; gRPC drains in the runner.
     runner.OnShutdown([this] { http_->Drain(); });
-    spdlog::info("event=config local_detokenizer={} tokenizer={} static_workers={} workers_dns={} auth={} max_concurrent={} max_queue={}",
-                 gw_.local_vocab != nullptr, config.GetString("tokenizer"), po.static_workers.size(), po.dns_target, keys_.enabled(),
-                 max_concurrent, max_queue);
+    spdlog::info("event=config local_detokenizer={} tokenizer={} rag={} agent={} static_workers={} workers_dns={} auth={} "
+                 "max_concurrent={} max_queue={}",
+                 gw_.local_vocab != nullptr, config.GetString("tokenizer"), config.GetString("rag"),
+                 config.GetString("agent"), po.static_workers.size(), po.dns_target, keys_.enabled(), max_concurrent,
+                 max_queue);
     return absl::OkStatus();
   }
 

@@ -43,11 +43,22 @@ void WorkerPool::CheckSoon() {
 }
 
 std::shared_ptr<v1::EngineService::Stub> WorkerPool::Stub(const std::string& address) {
+  int64_t registrations = table_.Registrations(address);
   std::lock_guard lock(mu_);
   auto it = stubs_.find(address);
-  if (it != stubs_.end()) return it->second;
+  if (it != stubs_.end()) {
+    int64_t& seen = channel_registrations_[address];
+    if (seen != registrations) {
+      // A new process registered here: connect now, not when the backoff
+      // that the old one's exit started would allow.
+      seen = registrations;
+      grpc::experimental::ChannelResetConnectionBackoff(channels_[address].get());
+    }
+    return it->second;
+  }
   auto channel = rpc::CreateChannel(address, options_.max_message_bytes);
   channels_[address] = channel;
+  channel_registrations_[address] = registrations;
   auto stub = std::shared_ptr<v1::EngineService::Stub>(v1::EngineService::NewStub(channel));
   stubs_[address] = stub;
   return stub;
@@ -108,6 +119,22 @@ void WorkerPool::ResolveDns() {
     if (!found.count(a) && table_.RemoveSource(a, kSourceDns)) router_.Forget(a);
 }
 
+void WorkerPool::PruneChannels() {
+  std::set<std::string> known;
+  for (const auto& w : table_.Snapshot()) known.insert(w.address);
+  std::lock_guard lock(mu_);
+  for (auto it = stubs_.begin(); it != stubs_.end();) {
+    if (known.count(it->first)) {
+      ++it;
+      continue;
+    }
+    // In-flight calls hold their own reference to the stub and its channel.
+    channels_.erase(it->first);
+    channel_registrations_.erase(it->first);
+    it = stubs_.erase(it);
+  }
+}
+
 void WorkerPool::CheckAll() {
   for (const auto& w : table_.Snapshot()) {
     std::shared_ptr<grpc::Channel> channel;
@@ -162,6 +189,7 @@ void WorkerPool::Loop() {
       router_.Forget(a);
     }
     CheckAll();
+    PruneChannels();
     if (on_tick_) on_tick_();
     lock.lock();
   }

@@ -2,7 +2,9 @@
 // per worker, a background loop that health-checks every worker
 // (grpc.health.v1 for llmesh.v1.EngineService; NOT_SERVING gets no traffic),
 // asks each which models it serves (ListModels), re-resolves the DNS name,
-// and drops registered workers that missed their heartbeats.
+// and drops registered workers that missed their heartbeats. A worker that
+// registers again (a new process at a known address) gets its connection
+// backoff reset; the channels of workers that left are dropped.
 #pragma once
 
 #include <condition_variable>
@@ -54,6 +56,8 @@ class WorkerPool {
   void Loop();
   void ResolveDns();
   void CheckAll();
+  // Drops channels of workers no longer in the table.
+  void PruneChannels();
 
   WorkerPoolOptions options_;
   Router& router_;
@@ -66,6 +70,8 @@ class WorkerPool {
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
   std::map<std::string, std::shared_ptr<v1::EngineService::Stub>> stubs_;
   std::map<std::string, v1::ModelInfo> model_info_;
+  // WorkerState::registrations when the channel last saw the worker.
+  std::map<std::string, int64_t> channel_registrations_;
   absl::Time next_dns_ = absl::InfinitePast();
   std::thread thread_;
 };

@@ -1,5 +1,6 @@
 #include "llmesh/gateway/errors.h"
 
+#include "absl/strings/match.h"
 #include "nlohmann/json.hpp"
 
 namespace llmesh::gateway {
@@ -46,7 +47,9 @@ std::string OpenAiErrorBody(const absl::Status& status, const std::string& param
                         {"param", param.empty() ? nlohmann::json(nullptr) : nlohmann::json(param)},
                         {"code", nullptr}};
   if (status.code() == absl::StatusCode::kUnauthenticated) err["code"] = "invalid_api_key";
-  if (status.code() == absl::StatusCode::kNotFound) err["code"] = "model_not_found";
+  // Unknown models are what OpenAI clients look for; collections and routes get the plain code.
+  if (status.code() == absl::StatusCode::kNotFound)
+    err["code"] = absl::StartsWith(status.message(), "model '") ? "model_not_found" : "not_found";
   if (status.code() == absl::StatusCode::kResourceExhausted) err["code"] = "rate_limit_exceeded";
   return nlohmann::json({{"error", err}}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -38,6 +38,18 @@ absl::Status ValidateJob(const GenerateJob& job, const JobLimits& limits) {
       }
       break;
   }
+  if (job.retrieval) {
+    const RetrievalSpec& r = *job.retrieval;
+    if (job.input != GenerateJob::Input::kChat) return Bad("retrieval needs chat messages");
+    if (r.collection.empty()) return Bad("collection is required");
+    if (r.top_k < 1 || r.top_k > 100) return Bad(absl::StrCat("top_k must be in 1..100; got ", r.top_k));
+    if (RetrievalQueryOf(job).empty()) return Bad("retrieval needs a non-empty user message to search with");
+    for (size_t i = 0; i < r.filters.size(); ++i) {
+      if (r.filters[i].key().empty()) return Bad(absl::StrCat("filters[", i, "].key is empty"));
+      if (r.filters[i].values().empty()) return Bad(absl::StrCat("filters[", i, "] has no values"));
+    }
+  }
+  if (!job.tools.empty() && job.input != GenerateJob::Input::kChat) return Bad("tools need chat messages");
   if (job.n < 1 || job.n > 16) return Bad(absl::StrCat("n must be in 1..16; got ", job.n));
   if (job.top_logprobs < 0 || job.top_logprobs > 20)
     return Bad(absl::StrCat("top_logprobs must be in 0..20; got ", job.top_logprobs));
@@ -100,7 +112,38 @@ GenerateJob JobFromProto(const v1::ChatRequest& req) {
   job.top_logprobs = req.top_logprobs();
   job.n = req.n() == 0 ? 1 : req.n();
   job.user = req.user();
+  job.tools.assign(req.tools().begin(), req.tools().end());
+  job.tool_choice = req.tool_choice();
   return job;
+}
+
+GenerateJob JobFromProto(const v1::RagChatRequest& req) {
+  GenerateJob job = JobFromProto(req.chat());
+  RetrievalSpec r;
+  r.collection = req.collection();
+  r.top_k = req.top_k() == 0 ? 4 : req.top_k();
+  r.mode = req.mode();
+  r.filters.assign(req.filters().begin(), req.filters().end());
+  job.retrieval = std::move(r);
+  return job;
+}
+
+void AddToSystemMessage(std::vector<v1::ChatMessage>* messages, const std::string& text) {
+  if (!messages->empty() && (*messages)[0].role() == "system") {
+    v1::ChatMessage& m = (*messages)[0];
+    m.set_content(m.content().empty() ? text : absl::StrCat(m.content(), "\n\n", text));
+    return;
+  }
+  v1::ChatMessage m;
+  m.set_role("system");
+  m.set_content(text);
+  messages->insert(messages->begin(), std::move(m));
+}
+
+std::string RetrievalQueryOf(const GenerateJob& job) {
+  for (auto it = job.messages.rbegin(); it != job.messages.rend(); ++it)
+    if (it->role() == "user") return it->content();
+  return "";
 }
 
 }  // namespace llmesh::gateway

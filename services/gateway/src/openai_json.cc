@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "llmesh/gateway/openai_tools.h"
 
 namespace llmesh::gateway {
 namespace {
@@ -104,12 +105,12 @@ absl::StatusOr<json> ParseBody(const std::string& body, std::string* param) {
   return j;
 }
 
-// Sampling, stopping and logprob fields shared by both generation routes.
-absl::Status ParseCommon(const Fields& f, GenerateJob* job, bool chat) {
+// The engine's sampling parameters, under OpenAI's and llama.cpp's names.
+absl::Status ParseSampling(const Fields& f, v1::SamplingParams* sampling) {
   double d = 0;
   bool set = false;
   int64_t i = 0;
-  auto& s = job->sampling;
+  auto& s = *sampling;
   RETURN_IF_ERROR(f.Number("temperature", &d, &set));
   if (set) {
     if (d < 0 || d > 100) return f.Fail("temperature", "'temperature' must be in [0, 100]");
@@ -169,7 +170,14 @@ absl::Status ParseCommon(const Fields& f, GenerateJob* job, bool chat) {
       (*s.mutable_logit_bias())[static_cast<int32_t>(id)] = static_cast<float>(bias);
     }
   }
+  return absl::OkStatus();
+}
 
+// Sampling, stopping and logprob fields shared by both generation routes.
+absl::Status ParseCommon(const Fields& f, GenerateJob* job, bool chat) {
+  int64_t i = 0;
+  bool set = false;
+  RETURN_IF_ERROR(ParseSampling(f, &job->sampling));
   auto& st = job->stopping;
   bool has_max = false;
   RETURN_IF_ERROR(f.Int("max_tokens", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), &i,
@@ -250,6 +258,10 @@ absl::Status TokenList(const Fields& f, const char* name, const json& arr, std::
 
 }  // namespace
 
+absl::Status ParseSamplingFields(const nlohmann::json& body, v1::SamplingParams* sampling, std::string* param) {
+  return ParseSampling(Fields(body, param), sampling);
+}
+
 absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body, const std::string& default_model,
                                                          std::string* param) {
   auto j = ParseBody(body, param);
@@ -300,6 +312,12 @@ absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body
       return f.Fail("messages", absl::StrCat("messages[", k, "].tool_call_id must be a string"));
     msg.set_name(name);
     msg.set_tool_call_id(tool_call_id);
+    if (const json* calls = mf.Get("tool_calls"); calls && role == "assistant") {
+      // The history keeps a call as the text the model wrote for it.
+      auto text = ToolCallsAsText(Dump(*calls));
+      if (!text.ok()) return f.Fail("messages", absl::StrCat("messages[", k, "]: ", text.status().message()));
+      msg.set_content(msg.content().empty() ? *text : absl::StrCat(msg.content(), "\n", *text));
+    }
     job.messages.push_back(std::move(msg));
   }
   RETURN_IF_ERROR(ParseCommon(f, &job, /*chat=*/true));
@@ -315,6 +333,7 @@ absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body
   std::string tmpl;
   RETURN_IF_ERROR(f.String("chat_template", &tmpl));
   job.template_name = tmpl;
+  RETURN_IF_ERROR(ParseConstraintFields(body, /*chat=*/true, &job, param));
   return out;
 }
 
@@ -371,6 +390,7 @@ absl::StatusOr<OpenAiRequest> ParseCompletionRequest(const std::string& body, co
   }
   RETURN_IF_ERROR(f.Int("best_of", 1, 16, &i, &set));
   if (set && i != job.n) return f.Fail("best_of", "'best_of' other than n is not supported");
+  RETURN_IF_ERROR(ParseConstraintFields(body, /*chat=*/false, &job, param));
   return out;
 }
 
@@ -478,6 +498,17 @@ std::string TokenTextOf(const v1::GeneratedToken& t, const v1::GatewayGenerateRe
     if (alt.token_id() == t.token_id()) return alt.piece();
   return r.tokens_size() == 1 ? r.text_delta() : std::string();
 }
+// OpenAI's tool_calls array; streamed deltas also number each call.
+json ToolCallsOf(const v1::GatewayGenerateResponse& r, bool stream) {
+  json calls = json::array();
+  for (int k = 0; k < r.tool_calls_size(); ++k) {
+    const auto& c = r.tool_calls(k);
+    json call = {{"id", c.id()}, {"type", "function"}, {"function", {{"name", c.name()}, {"arguments", c.arguments_json()}}}};
+    if (stream) call["index"] = k;
+    calls.push_back(std::move(call));
+  }
+  return calls;
+}
 json BytesOf(const std::string& s) {
   json b = json::array();
   for (unsigned char c : s) b.push_back(static_cast<int>(c));
@@ -536,6 +567,26 @@ std::vector<std::string> OpenAiResponseBuilder::Chunks(const v1::GatewayGenerate
   AccumulateUsage(r);
   bool finished = r.finish_reason() != v1::FINISH_REASON_UNSPECIFIED;
   if (r.text_delta().empty() && r.tokens_size() == 0 && !finished && c.role_sent) return out;
+  if (r.cited_chunk_ids_size() > 0) cited_.assign(r.cited_chunk_ids().begin(), r.cited_chunk_ids().end());
+  auto wrap = [&](json choice, bool last) {
+    json chunk = {{"id", id_},
+                  {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
+                  {"created", created_},
+                  {"model", model_},
+                  {"system_fingerprint", nullptr},
+                  {"choices", json::array({std::move(choice)})}};
+    if (last && citations_) chunk["cited_chunk_ids"] = cited_;
+    return Dump(chunk);
+  };
+  if (chat_ && r.tool_calls_size() > 0) {
+    // The calls in one delta, then the finish in the next (as OpenAI streams them).
+    json delta = {{"content", nullptr}, {"tool_calls", ToolCallsOf(r, /*stream=*/true)}};
+    if (!c.role_sent) {
+      delta["role"] = "assistant";
+      c.role_sent = true;
+    }
+    out.push_back(wrap({{"index", idx}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}}, false));
+  }
   json choice;
   if (chat_) {
     json delta = json::object();
@@ -559,13 +610,7 @@ std::vector<std::string> OpenAiResponseBuilder::Chunks(const v1::GatewayGenerate
     choice = {{"index", idx}, {"text", r.text_delta()}, {"logprobs", lp},
               {"finish_reason", finished ? json(OpenAiFinishReason(r.finish_reason())) : json(nullptr)}};
   }
-  json chunk = {{"id", id_},
-                {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
-                {"created", created_},
-                {"model", model_},
-                {"system_fingerprint", nullptr},
-                {"choices", json::array({choice})}};
-  out.push_back(Dump(chunk));
+  out.push_back(wrap(std::move(choice), finished));
   return out;
 }
 
@@ -587,6 +632,8 @@ void OpenAiResponseBuilder::Add(const v1::GatewayGenerateResponse& r) {
   c.text += r.text_delta();
   LogprobsOf(r, &c);
   if (r.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) c.finish = r.finish_reason();
+  if (r.tool_calls_size() > 0) c.tool_calls = ToolCallsOf(r, /*stream=*/false);
+  if (r.cited_chunk_ids_size() > 0) cited_.assign(r.cited_chunk_ids().begin(), r.cited_chunk_ids().end());
   AccumulateUsage(r);
 }
 
@@ -605,8 +652,13 @@ std::string OpenAiResponseBuilder::Complete() const {
       }
     }
     json choice = {{"index", i}, {"logprobs", lp}, {"finish_reason", OpenAiFinishReason(c.finish)}};
-    if (chat_) choice["message"] = {{"role", "assistant"}, {"content", c.text}};
-    else choice["text"] = c.text;
+    if (chat_ && !c.tool_calls.is_null()) {
+      choice["message"] = {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", c.tool_calls}};
+    } else if (chat_) {
+      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+    } else {
+      choice["text"] = c.text;
+    }
     choices.push_back(std::move(choice));
   }
   json out = {{"id", id_},
@@ -616,6 +668,7 @@ std::string OpenAiResponseBuilder::Complete() const {
               {"system_fingerprint", nullptr},
               {"choices", std::move(choices)},
               {"usage", UsageJson()}};
+  if (citations_) out["cited_chunk_ids"] = cited_;
   return Dump(out);
 }
 

@@ -35,6 +35,7 @@ void WorkerTable::Register(const std::string& address, const std::vector<std::st
   w.healthy = true;
   w.draining = false;
   w.last_heartbeat = now;
+  ++w.registrations;
 }
 
 bool WorkerTable::Heartbeat(const std::string& address, const std::vector<std::string>& models, int load,
@@ -96,6 +97,12 @@ void WorkerTable::Release(const std::string& address) {
   std::lock_guard lock(mu_);
   auto it = workers_.find(address);
   if (it != workers_.end() && it->second.outstanding > 0) --it->second.outstanding;
+}
+
+int64_t WorkerTable::Registrations(const std::string& address) const {
+  std::lock_guard lock(mu_);
+  auto it = workers_.find(address);
+  return it == workers_.end() ? 0 : it->second.registrations;
 }
 
 std::vector<WorkerState> WorkerTable::Snapshot() const {

@@ -1,6 +1,7 @@
 // The official OpenAI Node SDK against llmesh-gateway: streams a chat
-// completion and a completion, gets embeddings and the model list, and sees
-// a missing key as AuthenticationError. Starts tokenizer, engine and gateway
+// completion and a completion, gets embeddings and the model list, structured
+// output (response_format json_schema) and tool calls (whole and through the
+// SDK's stream helper), and sees a missing key as AuthenticationError. Starts tokenizer, engine and gateway
 // as processes on 127.0.0.1 with stories260K.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, existsSync } from "node:fs";
@@ -100,6 +101,64 @@ async function main() {
   assert.equal(emb.data.length, 2);
   assert.ok(emb.data[0].embedding.length > 0);
   assert.equal(typeof emb.data[0].embedding[0], "number");
+
+  // Structured output: response_format json_schema; hot sampling, the answer still parses and fits.
+  const person = { type: "object", additionalProperties: false, required: ["name", "age"],
+                   properties: { name: { type: "string", minLength: 1, maxLength: 10 },
+                                 age: { type: "integer", minimum: 0, maximum: 99 } } };
+  for (const seed of [1, 2, 3]) {
+    const structured = await client.chat.completions.create({
+      model: "stories260K", temperature: 1.5, seed, max_tokens: 200,
+      messages: [{ role: "user", content: "A person, as JSON." }],
+      response_format: { type: "json_schema", json_schema: { name: "person", schema: person, strict: true } },
+    });
+    assert.equal(structured.choices[0].finish_reason, "stop");
+    const p = JSON.parse(structured.choices[0].message.content);
+    assert.deepEqual(Object.keys(p).sort(), ["age", "name"]);
+    assert.equal(typeof p.name, "string");
+    assert.ok(Number.isInteger(p.age) && p.age >= 0 && p.age <= 99, JSON.stringify(p));
+  }
+
+  // Tools: a required call comes back as tool_calls, whole and through the SDK's stream helper.
+  const tools = [{ type: "function", function: {
+    name: "get_weather", description: "Weather forecast for a city",
+    parameters: { type: "object", additionalProperties: false, required: ["city", "days"],
+                  properties: { city: { type: "string", minLength: 1, maxLength: 12 },
+                                days: { type: "integer", minimum: 1, maximum: 7 } } } } }];
+  const checkCall = (call) => {
+    assert.equal(call.type, "function");
+    assert.ok(call.id.length > 0);
+    assert.equal(call.function.name, "get_weather");
+    const args = JSON.parse(call.function.arguments);
+    assert.equal(typeof args.city, "string");
+    assert.ok(Number.isInteger(args.days) && args.days >= 1 && args.days <= 7, call.function.arguments);
+  };
+  const called = await client.chat.completions.create({
+    model: "stories260K", temperature: 1.2, seed: 4, max_tokens: 200, tools, tool_choice: "required",
+    messages: [{ role: "user", content: "Weather in Paris?" }],
+  });
+  assert.equal(called.choices[0].finish_reason, "tool_calls");
+  assert.equal(called.choices[0].message.content, null);
+  checkCall(called.choices[0].message.tool_calls[0]);
+  const stream = client.chat.completions.stream({
+    model: "stories260K", temperature: 1.2, seed: 5, max_tokens: 200, tools,
+    tool_choice: { type: "function", function: { name: "get_weather" } },
+    messages: [{ role: "user", content: "Weather in Oslo?" }],
+  });
+  const streamedCall = await stream.finalChatCompletion();
+  assert.equal(streamedCall.choices[0].finish_reason, "tool_calls");
+  checkCall(streamedCall.choices[0].message.tool_calls[0]);
+  // The call and its result go back into the conversation.
+  const followUp = await client.chat.completions.create({
+    model: "stories260K", max_tokens: 8, temperature: 0, tools, tool_choice: "none",
+    messages: [{ role: "user", content: "Weather in Paris?" }, called.choices[0].message,
+               { role: "tool", tool_call_id: called.choices[0].message.tool_calls[0].id, content: "sunny" }],
+  });
+  assert.equal(typeof followUp.choices[0].message.content, "string");
+  await assert.rejects(client.chat.completions.create({
+    model: "stories260K", max_tokens: 4, messages: [{ role: "user", content: "x" }],
+    tools: [{ type: "function", function: { name: "f", parameters: { type: "string", format: "email" } } }],
+  }), (e) => e instanceof OpenAI.BadRequestError && /format/.test(e.message));
 
   // Errors as the SDK types them.
   const anon = new OpenAI({ apiKey: "wrong", baseURL: `http://127.0.0.1:${httpPort}/v1`, maxRetries: 0 });

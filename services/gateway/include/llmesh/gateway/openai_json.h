@@ -31,6 +31,10 @@ absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body
 absl::StatusOr<OpenAiRequest> ParseCompletionRequest(const std::string& body, const std::string& default_model,
                                                      std::string* param);
 
+// The sampling fields of a request object (temperature, top_p, seed, ...,
+// under the names the generation routes take), for routes that take them too.
+absl::Status ParseSamplingFields(const nlohmann::json& body, v1::SamplingParams* sampling, std::string* param);
+
 struct EmbeddingsRequest {
   std::string model;
   std::vector<std::string> texts;
@@ -52,6 +56,10 @@ class OpenAiResponseBuilder {
   OpenAiResponseBuilder(bool chat, std::string id, std::string model, int64_t created, int n, bool logprobs,
                         int top_logprobs);
 
+  // RagChat (/v1/rag/chat): the response and the last chunk of each choice
+  // carry "cited_chunk_ids".
+  void IncludeCitations() { citations_ = true; }
+
   // Streaming: the chunks (JSON texts, one per SSE event) for one response message.
   std::vector<std::string> Chunks(const v1::GatewayGenerateResponse& r);
   // Streaming with include_usage: the last chunk, with empty choices and the usage.
@@ -70,6 +78,7 @@ class OpenAiResponseBuilder {
     std::vector<nlohmann::json> top;  // completion: {token: logprob} per token
     v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
     bool role_sent = false;
+    nlohmann::json tool_calls = nullptr;
   };
   nlohmann::json LogprobsOf(const v1::GatewayGenerateResponse& r, Choice* choice) const;
   void AccumulateUsage(const v1::GatewayGenerateResponse& r);
@@ -81,6 +90,8 @@ class OpenAiResponseBuilder {
   bool logprobs_;
   int top_logprobs_;
   std::vector<Choice> choices_;
+  bool citations_ = false;
+  std::vector<std::string> cited_;
   int64_t prompt_tokens_ = 0, completion_tokens_ = 0, cached_tokens_ = 0;
 };
 

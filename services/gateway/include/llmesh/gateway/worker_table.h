@@ -30,6 +30,8 @@ struct WorkerState {
   // Queued + running sequences, as the worker last reported (heartbeat).
   int reported_load = 0;
   absl::Time last_heartbeat = absl::InfinitePast();
+  // Times it registered: a new count is a new process at this address.
+  int64_t registrations = 0;
 
   bool Serves(const std::string& model) const;
   // What routing compares: the larger of our own count and the worker's report.
@@ -60,6 +62,9 @@ class WorkerTable {
   // In-flight accounting.
   void Acquire(const std::string& address);
   void Release(const std::string& address);
+
+  // WorkerState::registrations of the worker; 0 when unknown.
+  int64_t Registrations(const std::string& address) const;
 
   std::vector<WorkerState> Snapshot() const;
   std::vector<std::string> Addresses(unsigned source_mask) const;
