@@ -1,24 +1,21 @@
-// `llmesh up`: the whole stack as separate processes on this machine.
-#include <arpa/inet.h>
-#include <netinet/in.h>
+// `llmesh up`: the whole stack as separate processes on this machine, with a
+// control socket in the run directory that `llmesh scale` / `restart` / `ps`
+// talk to (cmd_scale.cc).
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
-#include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "commands.h"
-#include "llmesh/common/subprocess.h"
 #include "llmesh/rpc/channel.h"
 #include "llmesh/rpc/health.h"
-#include "llmesh/v1/gateway.grpc.pb.h"
 #include "stack_config.h"
+#include "stack_control.h"
+#include "stack_runner.h"
 
 namespace llmesh::cli {
 namespace fs = std::filesystem;
@@ -29,45 +26,35 @@ std::string SelfDir() {
   return fs::canonical("/proc/self/exe").parent_path().string();
 }
 
-// Port free on this host? A quick bind, so a taken port is reported before
-// anything starts, naming the service that wanted it.
-bool PortFree(const std::string& host, int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return true;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = host == "0.0.0.0" ? INADDR_ANY : inet_addr(host.c_str());
-  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
-
-std::string Tail(const std::string& path, size_t max_bytes = 2000) {
-  std::ifstream f(path);
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return s.size() > max_bytes ? s.substr(s.size() - max_bytes) : s;
-}
-
-struct Running {
-  StackProcess spec;
-  std::unique_ptr<Subprocess> proc;
-  std::string log;
-};
-
-void StopAll(std::vector<Running>& running) {
-  // Reverse order: the gateway stops taking requests before its backends go.
-  for (auto it = running.rbegin(); it != running.rend(); ++it) it->proc->Signal(SIGTERM);
-  for (auto it = running.rbegin(); it != running.rend(); ++it) {
-    if (!it->proc->Wait(absl::Seconds(20)).ok()) {
-      std::fprintf(stderr, "llmesh up: %s did not stop in 20s; killing it\n", it->spec.name.c_str());
-      it->proc->Signal(SIGKILL);
-      (void)it->proc->Wait(absl::Seconds(5));
-    }
+// One request on the control socket (see stack_control.h).
+void Serve(ControlConnection& conn, StackRunner& runner) {
+  if (auto st = conn.ReadRequest(absl::Seconds(2)); !st.ok()) return conn.Finish(st);
+  std::vector<std::string> words = absl::StrSplit(conn.request(), ' ', absl::SkipWhitespace());
+  auto send = [&](const std::string& line) {
+    conn.Send(line);
+    std::printf("llmesh up: %s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  if (words.size() == 1 && words[0] == "ps") {
+    for (const auto& line : runner.Describe()) conn.Send(line);
+    return conn.Finish(absl::OkStatus());
   }
+  if (words.size() >= 2 && (words[0] == "scale" || words[0] == "restart") && words[1] != "engine")
+    return conn.Finish(absl::InvalidArgumentError(
+        absl::StrCat("only engine workers can be ", words[0] == "scale" ? "scaled" : "restarted", " (got '",
+                     words[1], "')")));
+  int n = 0;
+  if (words.size() == 3 && words[0] == "scale" && absl::SimpleAtoi(words[2], &n)) {
+    std::printf("llmesh up: scale engine %d\n", n);
+    return conn.Finish(runner.ScaleEngines(n, send));
+  }
+  if (words.size() == 2 && words[0] == "restart") {
+    std::printf("llmesh up: rolling restart of the engine workers\n");
+    return conn.Finish(runner.RestartEngines(send));
+  }
+  conn.Finish(absl::InvalidArgumentError(
+      absl::StrCat("unknown request '", conn.request(), "' (scale engine N | restart engine | ps)")));
 }
-
-std::string ConnectHost(const std::string& host) { return host == "0.0.0.0" ? "127.0.0.1" : host; }
 
 int RunUp(const std::string& config_path, const std::string& model_dir, int replicas) {
   // Taken before any child exists, so Ctrl-C reaches us in sigwait, not a default handler.
@@ -76,6 +63,7 @@ int RunUp(const std::string& config_path, const std::string& model_dir, int repl
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a control client that hangs up
 
   std::string self = SelfDir();
   std::string default_models;
@@ -111,77 +99,29 @@ int RunUp(const std::string& config_path, const std::string& model_dir, int repl
                  cfg->gateway_http_port, cfg->config_path.c_str());
     return 1;
   }
-  // Wiring: engines self-register with the gateway; the gateway uses the tokenizer.
-  std::string gateway_addr, tokenizer_addr;
-  for (const auto& p : cfg->processes) {
-    if (p.section == "gateway") gateway_addr = absl::StrCat(ConnectHost(p.host), ":", p.port);
-    if (p.section == "tokenizer") tokenizer_addr = absl::StrCat(ConnectHost(p.host), ":", p.port);
-  }
   fs::create_directories(cfg->run_dir);
-
-  std::vector<Running> running;
-  for (const auto& p : cfg->processes) {
-    std::string log = absl::StrCat(cfg->run_dir, "/", p.name, ".log");
-    std::vector<std::string> argv = {absl::StrCat(self, "/", p.binary), "--config", cfg->config_path,
-                                     "--listen", p.address(), "--port-file",
-                                     absl::StrCat(cfg->run_dir, "/", p.name, ".port")};
-    std::string section_env = p.section;
-    for (char& c : section_env) c = static_cast<char>(toupper(c));
-    if (p.section == "engine") {
-      argv.insert(argv.end(), {"--gateway", gateway_addr});
-    } else if (p.section == "gateway") {
-      argv.insert(argv.end(), {"--tokenizer", tokenizer_addr, "--http-listen",
-                               absl::StrCat(cfg->gateway_http_host, ":", cfg->gateway_http_port)});
-    }
-    std::vector<std::string> env = {absl::StrCat("LLMESH_", section_env, "_MODEL_DIR=", cfg->model_dir)};
-    auto proc = Subprocess::Start(argv, log, env);
-    if (!proc.ok()) {
-      std::fprintf(stderr, "llmesh up: cannot start %s: %s\n", p.name.c_str(),
-                   std::string(proc.status().message()).c_str());
-      StopAll(running);
-      return 1;
-    }
-    running.push_back({p, std::move(*proc), log});
+  // The control socket first: a second launcher on this run directory stops here.
+  auto control = ControlServer::Listen(cfg->run_dir);
+  if (!control.ok()) {
+    std::fprintf(stderr, "llmesh up: %s\n", std::string(control.status().message()).c_str());
+    return 1;
   }
 
-  std::printf("llmesh up: starting %zu processes (logs in %s)\n", running.size(), cfg->run_dir.c_str());
-  absl::Time deadline = absl::Now() + cfg->ready_timeout;
-  for (auto& r : running) {
-    auto channel = rpc::CreateChannel(absl::StrCat(ConnectHost(r.spec.host), ":", r.spec.port));
-    absl::Status st = absl::DeadlineExceededError("not ready");
-    while (absl::Now() < deadline) {
-      if (!r.proc->running()) break;
-      st = rpc::WaitForServing(*channel, r.spec.health_service, absl::Milliseconds(500));
-      if (st.ok()) break;
-    }
-    if (!st.ok()) {
-      std::fprintf(stderr, "llmesh up: %s did not become ready: %s\n--- last lines of %s ---\n%s\n",
-                   r.spec.name.c_str(), std::string(st.message()).c_str(), r.log.c_str(), Tail(r.log).c_str());
-      StopAll(running);
-      return 1;
-    }
-    std::printf("  %-12s %-22s SERVING\n", r.spec.name.c_str(), r.spec.address().c_str());
+  StackRunner runner(*cfg, self);
+  auto print = [](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  if (auto st = runner.StartAll(print); !st.ok()) {
+    std::fprintf(stderr, "llmesh up: %s\n", std::string(st.message()).c_str());
+    return 1;
   }
-  const StackProcess& gw = running.back().spec;
-  // Ready means the gateway routes: every engine has registered with it.
-  {
-    auto stub = v1::Gateway::NewStub(rpc::CreateChannel(absl::StrCat(ConnectHost(gw.host), ":", gw.port)));
-    int workers = 0;
-    while (absl::Now() < deadline) {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-      v1::GatewayListModelsResponse models;
-      if (stub->ListModels(&ctx, v1::GatewayListModelsRequest(), &models).ok()) {
-        for (const auto& m : models.models())
-          if (m.name() == cfg->model) workers = m.workers();
-      }
-      if (workers >= cfg->engine_replicas) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    if (workers < cfg->engine_replicas)
-      std::fprintf(stderr, "llmesh up: the gateway sees %d of %d engine workers (see %s/gateway.log)\n", workers,
-                   cfg->engine_replicas, cfg->run_dir.c_str());
-  }
+  runner.SetInterrupted([&set] {
+    sigset_t pending;
+    sigpending(&pending);
+    return sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1;
+  });
+  const StackProcess& gw = cfg->processes.back();
   std::string http = absl::StrCat(ConnectHost(cfg->gateway_http_host), ":", cfg->gateway_http_port);
   std::printf(
       "\nllmesh is up on model %s. Gateway: gRPC %s:%d, OpenAI-compatible HTTP http://%s/v1\n"
@@ -190,34 +130,32 @@ int RunUp(const std::string& config_path, const std::string& model_dir, int repl
       "    -d '{\"model\": \"%s\", \"messages\": [{\"role\": \"user\", \"content\": \"Tell me a story\"}], "
       "\"max_tokens\": 64}'\n"
       "  %s/llmesh chat --gateway %s:%d\n"
+      "Scale the engine workers while it runs:\n  %s/llmesh scale engine N --run-dir %s\n"
       "Check every service's health with:\n  %s/llmesh health",
       cfg->model.c_str(), ConnectHost(gw.host).c_str(), gw.port, http.c_str(), http.c_str(), cfg->model.c_str(),
-      self.c_str(), ConnectHost(gw.host).c_str(), gw.port, self.c_str());
-  for (const auto& r : running) std::printf(" %s:%d", ConnectHost(r.spec.host).c_str(), r.spec.port);
+      self.c_str(), ConnectHost(gw.host).c_str(), gw.port, self.c_str(), cfg->run_dir.c_str(), self.c_str());
+  for (const auto& p : cfg->processes) std::printf(" %s:%d", ConnectHost(p.host).c_str(), p.port);
   std::printf("\nPress Ctrl-C to stop.\n");
   std::fflush(stdout);
 
-  // Wait for a signal, or for a child to die unexpectedly.
-  timespec tick{0, 200 * 1000 * 1000};
+  // Wait for a signal or a child dying unexpectedly; serve control requests meanwhile.
+  timespec now{0, 0};
   int exit_code = 0;
   while (true) {
-    int sig = sigtimedwait(&set, nullptr, &tick);
+    if (auto conn = (*control)->Accept(absl::Milliseconds(100))) Serve(*conn, runner);
+    int sig = sigtimedwait(&set, nullptr, &now);
     if (sig == SIGINT || sig == SIGTERM) break;
-    bool died = false;
-    for (auto& r : running) {
-      if (!r.proc->running()) {
-        std::fprintf(stderr, "llmesh up: %s exited unexpectedly\n--- last lines of %s ---\n%s\n",
-                     r.spec.name.c_str(), r.log.c_str(), Tail(r.log).c_str());
-        died = true;
-      }
-    }
-    if (died) {
+    auto dead = runner.TakeDead();
+    for (const auto& d : dead) std::fprintf(stderr, "llmesh up: %s\n", d.c_str());
+    if (!dead.empty()) {
       exit_code = 1;
       break;
     }
   }
   std::printf("llmesh up: stopping...\n");
-  StopAll(running);
+  std::fflush(stdout);
+  control->reset();  // no more requests
+  runner.StopAll();
   std::printf("llmesh up: stopped\n");
   return exit_code;
 }
@@ -238,8 +176,7 @@ void RegisterUpCommands(CLI::App& app) {
   auto* up = app.add_subcommand("up", "Start the whole stack as local processes (Ctrl-C stops it)");
   static std::string config, model_dir;
   static int replicas = 0;
-  std::string default_config = SelfDir() + "/../../deploy/llmesh.yaml";
-  config = getenv("LLMESH_CONFIG") ? getenv("LLMESH_CONFIG") : default_config;
+  config = DefaultStackConfigPath();
   up->add_option("--config", config, "Stack config file (YAML)")->capture_default_str();
   up->add_option("--model-dir", model_dir, "Directory of GGUF models (default: ../shared/models when present)");
   up->add_option("--engines", replicas, "Number of engine workers (overrides stack.engine_replicas)");

@@ -21,6 +21,8 @@ void RegisterBenchCommands(CLI::App& app);
 void RegisterTokenizeCommands(CLI::App& app);
 // cmd_up.cc: up, health
 void RegisterUpCommands(CLI::App& app);
+// cmd_scale.cc: scale, restart, ps (requests to a running `llmesh up`)
+void RegisterScaleCommands(CLI::App& app);
 // cmd_chat.cc: chat
 void RegisterChatCommands(CLI::App& app);
 

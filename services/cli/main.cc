@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   llmesh::cli::RegisterBenchCommands(app);
   llmesh::cli::RegisterTokenizeCommands(app);
   llmesh::cli::RegisterUpCommands(app);
+  llmesh::cli::RegisterScaleCommands(app);
   llmesh::cli::RegisterChatCommands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;

@@ -1,9 +1,13 @@
 #include "stack_config.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "yaml-cpp/yaml.h"
 
 namespace llmesh::cli {
@@ -25,7 +29,27 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& lis
   return std::make_pair(listen.substr(0, colon), port);
 }
 
+// gateway.api_keys: a YAML list or a comma-separated string; the environment wins.
+std::string FirstApiKey(const YAML::Node& root) {
+  std::string keys;
+  if (const char* env = std::getenv("LLMESH_GATEWAY_API_KEYS")) {
+    keys = env;
+  } else if (YAML::Node gw = root["gateway"]; gw && gw.IsMap() && gw["api_keys"]) {
+    YAML::Node v = gw["api_keys"];
+    if (v.IsSequence() && v.size() > 0 && v[0].IsScalar()) keys = v[0].Scalar();
+    if (v.IsScalar()) keys = v.Scalar();
+  }
+  std::vector<std::string> parts = absl::StrSplit(keys, ',', absl::SkipWhitespace());
+  return parts.empty() ? "" : std::string(absl::StripAsciiWhitespace(parts[0]));
+}
+
 }  // namespace
+
+std::string DefaultStackConfigPath() {
+  if (const char* env = std::getenv("LLMESH_CONFIG")) return env;
+  // The binaries live in BUILD/bin, BUILD beside deploy/.
+  return fs::canonical("/proc/self/exe").parent_path().string() + "/../../deploy/llmesh.yaml";
+}
 
 absl::StatusOr<StackConfig> LoadStackConfig(const std::string& path, const std::string& model_dir_override,
                                             int replicas_override, const std::string& default_model_dir) {
@@ -52,6 +76,9 @@ absl::StatusOr<StackConfig> LoadStackConfig(const std::string& path, const std::
     return absl::InvalidArgumentError("stack.engine_replicas must be in 1..8");
   if (!absl::ParseDuration(Scalar(root, "stack", "ready_timeout", "60s"), &cfg.ready_timeout))
     return absl::InvalidArgumentError("stack.ready_timeout must be a duration such as 60s");
+  if (!absl::ParseDuration(Scalar(root, "common", "shutdown_grace", "10s"), &cfg.shutdown_grace))
+    return absl::InvalidArgumentError("common.shutdown_grace must be a duration such as 10s");
+  cfg.api_key = FirstApiKey(root);
 
   struct Def { const char* section; const char* binary; const char* service; const char* listen; };
   const Def defs[] = {
@@ -65,10 +92,14 @@ absl::StatusOr<StackConfig> LoadStackConfig(const std::string& path, const std::
     auto hp = SplitHostPort(Scalar(root, d.section, "listen", d.listen), d.section);
     if (!hp.ok()) return hp.status();
     int copies = std::string(d.section) == "engine" ? cfg.engine_replicas : 1;
+    if (std::string(d.section) == "engine") {
+      cfg.engine_host = hp->first;
+      cfg.engine_base_port = hp->second;
+    }
     for (int i = 0; i < copies; ++i) {
       StackProcess p;
       p.section = d.section;
-      p.name = copies > 1 ? absl::StrCat(d.section, "-", i + 1) : d.section;
+      p.name = p.section == "engine" ? absl::StrCat(d.section, "-", i + 1) : d.section;
       p.binary = d.binary;
       p.host = hp->first;
       p.port = hp->second + i;

@@ -28,10 +28,20 @@ struct StackConfig {
   int engine_replicas = 2;
   absl::Duration ready_timeout = absl::Seconds(60);
   std::vector<StackProcess> processes;  // in start order
+  // engine.listen: the first engine's host and port; more take the next free ports.
+  std::string engine_host = "127.0.0.1";
+  int engine_base_port = 50052;
+  // common.shutdown_grace: how long a stopping service drains.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  // The first of gateway.api_keys (or LLMESH_GATEWAY_API_KEYS): the launcher's own calls.
+  std::string api_key;
   // The gateway's OpenAI-compatible HTTP listener (gateway.http_listen).
   std::string gateway_http_host = "0.0.0.0";
   int gateway_http_port = 8080;
 };
+
+// $LLMESH_CONFIG, else deploy/llmesh.yaml of the source tree this binary was built in.
+std::string DefaultStackConfigPath();
 
 // Reads the stack file; `model_dir_override` / `replicas_override` (when set)
 // win over the file. `default_model_dir` is used when neither names one.

@@ -16,7 +16,9 @@ the built binaries accept.
 3. Cross-checks: the same five binaries in compose, k8s and the launcher; the
    ports of deploy/llmesh.yaml's `listen` values everywhere; every config key
    set through LLMESH_<SECTION>_<KEY> or --flags is an option of that binary
-   (from `BIN --help`).
+   (from `BIN --help`), the flags `llmesh up` passes included; every key of
+   llmesh.yaml's `stack` section is one the launcher reads; `llmesh --help`
+   lists the local commands deploy/README.md documents (up, scale, restart, ps).
 4. Image: one package list per stage, read from scripts/, built with
    scripts/setup.sh; every shared library the built binaries link comes from
    scripts/packages-runtime.txt (or its dependencies).
@@ -115,6 +117,9 @@ def binary_options(bin_dir):
         p = subprocess.run([cli, "--help"], capture_output=True, text=True, timeout=30)
         if not re.search(r"^\s+health\b", p.stdout, re.M):
             fail("`llmesh --help` lists no `health` subcommand (the containers' health check)")
+        for sub in ("up", "scale", "restart", "ps"):  # deploy/README.md's local commands
+            if not re.search(r"^\s+" + sub + r"\b", p.stdout, re.M):
+                fail(f"`llmesh --help` lists no `{sub}` subcommand (deploy/README.md documents it)")
     else:
         fail(f"{cli} missing (the image's health check runs `llmesh health`)")
     return opts
@@ -519,15 +524,41 @@ def check_k8s(src, opts, ports):
 
 # --------------------------------------------------------------- launcher
 
-def check_launcher(src):
-    print("== launcher (services/cli/stack_config.cc)")
-    path = os.path.join(src, "services", "cli", "stack_config.cc")
-    with open(path) as f:
-        found = set(re.findall(r'"(llmesh-[a-z]+)"', f.read()))
+def check_launcher(src, opts, stack):
+    print("== launcher (services/cli/stack_config.cc, stack_runner.cc)")
+    cli = os.path.join(src, "services", "cli")
+    with open(os.path.join(cli, "stack_config.cc")) as f:
+        config_src = f.read()
+    found = set(re.findall(r'"(llmesh-[a-z]+)"', config_src))
     if found != set(SECTIONS.values()):
         fail(f"the launcher starts {sorted(found)}; compose and k8s run {sorted(SECTIONS.values())}")
     else:
         note("same binaries; the launcher reads its ports from deploy/llmesh.yaml")
+    # Every key of llmesh.yaml's `stack` section is one the launcher reads.
+    read = set(re.findall(r'Scalar\(root, "stack", "([a-z_]+)"', config_src))
+    for key in sorted((stack.get("stack") or {}).keys()):
+        if key not in read:
+            fail(f"deploy/llmesh.yaml: stack.{key} is not read by the launcher (it reads {sorted(read)})")
+    # The flags the launcher passes: common ones to every service, then per section.
+    with open(os.path.join(cli, "stack_runner.cc")) as f:
+        runner = f.read()
+    m = re.search(r"absl::Status StackRunner::Start\(const StackProcess& p\) \{(.*?)\n\}", runner, re.S)
+    if not m:
+        fail("services/cli/stack_runner.cc: no StackRunner::Start to read the launcher's flags from")
+        return
+    body = m.group(1)
+    parts = re.split(r'p\.section == "([a-z]+)"', body)
+    common = set(re.findall(r'"--([a-z-]+)"', parts[0]))
+    passed = {sec: set(common) for sec in SECTIONS}
+    for sec, chunk in zip(parts[1::2], parts[2::2]):
+        if sec in passed:
+            passed[sec] |= set(re.findall(r'"--([a-z-]+)"', chunk))
+    n = 0
+    for sec, flags in sorted(passed.items()):
+        for flag in sorted(flags):
+            check_key("services/cli/stack_runner.cc (llmesh up)", sec, flag.replace("-", "_"), opts)
+            n += 1
+    note(f"{n} flags the launcher passes are options of their binaries")
 
 
 # ------------------------------------------------------------------ image
@@ -633,12 +664,12 @@ def main():
     ap.add_argument("--strict", action="store_true", help="pending options are errors too")
     ARGS = ap.parse_args()
     src = os.path.abspath(ARGS.source_dir)
-    _, ports = load_stack(src)
+    stack, ports = load_stack(src)
     print(f"deploy/llmesh.yaml ports: {ports}")
     opts = binary_options(ARGS.bin_dir)
     check_compose(src, opts, ports)
     check_k8s(src, opts, ports)
-    check_launcher(src)
+    check_launcher(src, opts, stack)
     check_image(src, ARGS.bin_dir)
     # A pending option that a binary now accepts: time to drop it from PENDING.
     for sec, keys in PENDING.items():

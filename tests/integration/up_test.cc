@@ -53,7 +53,8 @@ Stack WriteStack(const std::string& model_dir) {
       "common: {model_dir: \"", model_dir, "\", model: stories260K, log_level: warn}\n",
       "stack: {run_dir: \"", s.dir, "/run\", engine_replicas: 2, ready_timeout: 60s}\n",
       "tokenizer: {listen: 127.0.0.1:", s.ports[0], "}\n", "engine: {listen: 127.0.0.1:", s.ports[1], "}\n",
-      "rag: {listen: 127.0.0.1:", s.ports[3], "}\n", "agent: {listen: 127.0.0.1:", s.ports[4], "}\n",
+      "rag: {listen: 127.0.0.1:", s.ports[3], ", data_dir: \"", s.dir, "/rag\"}\n",
+      "agent: {listen: 127.0.0.1:", s.ports[4], ", data_dir: \"", s.dir, "/agent\"}\n",
       "gateway: {listen: 127.0.0.1:", s.ports[5], ", http_listen: 127.0.0.1:", FreePort(), "}\n");
   return s;
 }
