@@ -72,6 +72,8 @@ absl::StatusOr<StackConfig> LoadStackConfig(const std::string& path, const std::
   if (!absl::SimpleAtoi(Scalar(root, "stack", "engine_replicas", "2"), &cfg.engine_replicas))
     return absl::InvalidArgumentError("stack.engine_replicas must be an integer");
   if (replicas_override > 0) cfg.engine_replicas = replicas_override;
+  if (!absl::SimpleAtoi(Scalar(root, "engine", "threads", "0"), &cfg.engine_threads) || cfg.engine_threads < 0)
+    return absl::InvalidArgumentError("engine.threads must be a non-negative integer");
   if (cfg.engine_replicas < 1 || cfg.engine_replicas > 8)
     return absl::InvalidArgumentError("stack.engine_replicas must be in 1..8");
   if (!absl::ParseDuration(Scalar(root, "stack", "ready_timeout", "60s"), &cfg.ready_timeout))

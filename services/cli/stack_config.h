@@ -38,6 +38,9 @@ struct StackConfig {
   // The gateway's OpenAI-compatible HTTP listener (gateway.http_listen).
   std::string gateway_http_host = "0.0.0.0";
   int gateway_http_port = 8080;
+  // Compute threads per engine worker: engine.threads, else the launcher
+  // splits this machine's cores over the workers it starts (0 = unset).
+  int engine_threads = 0;
 };
 
 // $LLMESH_CONFIG, else deploy/llmesh.yaml of the source tree this binary was built in.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -80,6 +81,13 @@ absl::Status StackRunner::Start(const StackProcess& p) {
   // tokenizer, rag and agent services.
   if (p.section == "engine") {
     argv.insert(argv.end(), {"--gateway", gateway_addr_});
+    // Each engine defaults to one compute thread per core; several of them
+    // on one machine would then spin against each other's threads. Unless
+    // the stack file or environment says otherwise, split the cores.
+    if (config_.engine_threads == 0 && std::getenv("LLMESH_ENGINE_THREADS") == nullptr) {
+      const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      argv.insert(argv.end(), {"--threads", std::to_string(std::max(1, cores / config_.engine_replicas))});
+    }
   } else if (p.section == "gateway") {
     argv.insert(argv.end(), {"--tokenizer", tokenizer_addr_, "--http-listen",
                              absl::StrCat(config_.gateway_http_host, ":", config_.gateway_http_port)});
