@@ -297,6 +297,29 @@ TEST_F(GatewayTest, ClientDisconnectMidStreamFreesTheEngineSequence) {
   }
 }
 
+TEST_F(GatewayTest, ClientDisconnectBeforeANonStreamedAnswerFreesTheEngineSequences) {
+  auto engines = [&](auto field) {
+    int64_t n = 0;
+    for (const auto& e : stack_->engines) n += field(EngineStatsOf(e->address()));
+    return n;
+  };
+  auto running = [&] { return engines([](const auto& s) { return s.running_sequences(); }); };
+  auto generated = [&] { return engines([](const auto& s) { return s.tokens_generated_total(); }); };
+  const int64_t before = generated();
+  // Four completions of up to 480 tokens: long enough to hang up in the middle.
+  RawHttp raw(stack_->http_port);
+  ASSERT_TRUE(raw.Post("/v1/completions",
+                       R"({"prompt": "Once upon a time", "max_tokens": 480, "n": 4, "ignore_eos": true})", kKey));
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline && running() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_GT(running(), 0) << "the request never reached an engine";
+  raw.Close();
+  deadline = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < deadline && running() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(running(), 0);
+  EXPECT_LT(generated() - before, 4 * 480) << "the hang-up did not stop the generation";
+}
+
 TEST_F(GatewayTest, ClientDeadlineReachesTheEngineAndStopsItsWork) {
   GatewayGenerateRequest req = Greedy("Once upon a time", 480);
   req.mutable_stopping()->set_ignore_eos(true);

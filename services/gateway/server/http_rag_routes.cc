@@ -27,7 +27,7 @@ void HttpServer::RagRoutes() {
            std::string param;
            auto parsed = ParseRagChatRequest(req.body, gw_.default_model, &param);
            if (!parsed.ok()) return SendError(res, parsed.status(), param);
-           ServeGeneration(res, rid, std::move(*parsed), /*citations=*/true);
+           ServeGeneration(req, res, rid, std::move(*parsed), /*citations=*/true);
          }));
 }
 

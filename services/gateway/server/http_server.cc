@@ -1,11 +1,13 @@
 #include "http_server.h"
 
+#include <algorithm>
 #include <fstream>
 #include <future>
 #include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client_connection.h"
 #include "embed.h"
 #include "http_common.h"
 #include "llmesh/common/logging.h"
@@ -115,8 +117,10 @@ std::function<void(const httplib::Request&, httplib::Response&)> HttpServer::Gua
   };
 }
 
-void HttpServer::ServeGeneration(httplib::Response& res, const std::string& rid, OpenAiRequest r, bool citations) {
+void HttpServer::ServeGeneration(const httplib::Request& req, httplib::Response& res, const std::string& rid,
+                                 OpenAiRequest r, bool citations) {
   const bool chat = r.chat;
+  const bool stream = r.stream;
   absl::Time deadline = absl::Now() + gw_.request_timeout;
   auto sink = std::make_shared<BlockingSink>();
   std::string model = r.job.model.empty() ? gw_.default_model : r.job.model;
@@ -124,21 +128,35 @@ void HttpServer::ServeGeneration(httplib::Response& res, const std::string& rid,
                                                          UnixNow(), r.job.n, r.job.logprobs, r.job.top_logprobs);
   if (citations) builder->IncludeCitations();
   auto gen = Generation::Start(gw_, std::move(r.job), rid, deadline, sink);
-  // Wait for the first output, or the error that comes instead, to choose the status.
+  // Until the answer starts (and all along for a non-streamed one) nothing
+  // is written that would reveal a client gone: watch its connection.
+  const ClientConnection conn = ClientConnection::Of(req);
   absl::Time give_up = deadline + absl::Seconds(5);
-  if (!sink->Wait(give_up)) {
+  absl::Time next_check = absl::Now();
+  auto wait = [&]() -> absl::Status {
+    for (;;) {
+      if (absl::Now() >= next_check) {  // a poll(2) every 20 ms, output or not
+        if (conn.Closed()) return absl::CancelledError("the client closed the connection");
+        next_check = absl::Now() + absl::Milliseconds(20);
+      }
+      if (sink->Wait(std::min(give_up, next_check))) return absl::OkStatus();
+      if (absl::Now() >= give_up) return absl::DeadlineExceededError("the request's deadline expired");
+    }
+  };
+  // Wait for the first output, or the error that comes instead, to choose the status.
+  if (auto st = wait(); !st.ok()) {
     gen->Cancel();
-    return SendError(res, absl::DeadlineExceededError("no answer before the request's deadline"));
+    return SendError(res, st);
   }
   std::optional<absl::Status> final;
   auto first = sink->Take(&final);
   if (first.empty() && final && !final->ok()) return SendError(res, *final);
-  if (!r.stream) {
+  if (!stream) {
     for (auto& m : first) builder->Add(m);
     while (!final) {
-      if (!sink->Wait(give_up)) {
+      if (auto st = wait(); !st.ok()) {
         gen->Cancel();
-        return SendError(res, absl::DeadlineExceededError("the request's deadline expired"));
+        return SendError(res, st);
       }
       for (auto& m : sink->Take(&final)) builder->Add(m);
     }
@@ -163,7 +181,7 @@ void HttpServer::Routes() {
       auto parsed = chat ? ParseChatCompletionRequest(req.body, gw_.default_model, &param)
                          : ParseCompletionRequest(req.body, gw_.default_model, &param);
       if (!parsed.ok()) return SendError(res, parsed.status(), param);
-      ServeGeneration(res, rid, std::move(*parsed), /*citations=*/false);
+      ServeGeneration(req, res, rid, std::move(*parsed), /*citations=*/false);
     };
   };
 

@@ -56,7 +56,8 @@ class HttpServer {
                                                                           Handler fn);
   // A parsed generation request through Generation, answered as an OpenAI
   // object or, with stream, as SSE chunks.
-  void ServeGeneration(httplib::Response& res, const std::string& rid, OpenAiRequest r, bool citations);
+  void ServeGeneration(const httplib::Request& req, httplib::Response& res, const std::string& rid, OpenAiRequest r,
+                       bool citations);
 
   HttpOptions options_;
   GatewayContext& gw_;
