@@ -61,15 +61,15 @@ void WalkTile(int64_t n, const uint8_t* w, size_t ws, int nr, const uint8_t* x, 
   }
 }
 
-// Decode (one activation row) streams each weight byte once: ask for the
-// same span of the next R-row block early, so the short per-row streams
-// (a row is ~1-2 KB) are not left to the hardware prefetcher's warm-up.
+// Decode and small batches (a continuous batch of a few sequences) stream
+// each weight byte from memory once per step: ask for the same span of the
+// next R-row block early, so the short per-row streams (a row is ~1-2 KB)
+// are not left to the hardware prefetcher's warm-up. In prefill the rows
+// are cached after the first token group and the hint costs little.
 template <int R, int T>
 inline void PrefetchNextRows(const void* p, size_t w_stride, int bytes) {
-  if constexpr (T == 1) {
-    const char* q = static_cast<const char*>(p) + R * w_stride;
-    for (int off = 0; off < bytes; off += 64) __builtin_prefetch(q + off, 0, 3);
-  }
+  const char* q = static_cast<const char*>(p) + R * w_stride;
+  for (int off = 0; off < bytes; off += 64) __builtin_prefetch(q + off, 0, 3);
 }
 
 // The float dot of one weight block (dequantized by the reference code) with
