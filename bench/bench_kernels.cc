@@ -1,6 +1,7 @@
 // Kernel throughput at TinyLlama-1.1B shapes: matvec (decode, n_tok = 1) is
 // reported as weight bytes/s against the machine's measured read bandwidth;
-// matmul (n_tok = 32, prefill) as FLOP/s.
+// matmul (n_tok = 4, 16: a continuous batch; 32: prefill) as FLOP/s; the
+// "/packed" variants multiply the load-time repacked copy (weight_pack.h).
 //   bench_kernels --benchmark_filter='MatVec/q4_0'
 //   bench_kernels --simd=avx2 ...     (force a lower SIMD level: scalar, avx2, avx512)
 #include <benchmark/benchmark.h>
@@ -15,6 +16,7 @@
 #include "llmesh/engine/matmul.h"
 #include "llmesh/engine/membw.h"
 #include "llmesh/engine/quants.h"
+#include "llmesh/engine/weight_pack.h"
 
 namespace llmesh::engine {
 namespace {
@@ -33,6 +35,8 @@ ThreadPool& Pool(int n) {
 struct Matrix {
   std::vector<uint8_t> data;
   WeightView view;
+  PackedWeights store;
+  WeightView packed;  // == view when the type has no packed layout
 };
 
 const Matrix& GetMatrix(GgmlType type, int64_t n_in, int64_t n_out) {
@@ -56,6 +60,8 @@ const Matrix& GetMatrix(GgmlType type, int64_t n_in, int64_t n_out) {
       std::memcpy(m->data.data() + r * row_bytes, m->data.data() + (r % distinct) * row_bytes, row_bytes);
     }
     m->view = WeightView{type, n_in, n_out, m->data.data(), row_bytes};
+    m->packed = m->view;
+    m->store.Pack(&m->packed);
   }
   return *m;
 }
@@ -64,14 +70,15 @@ const Matrix& GetMatrix(GgmlType type, int64_t n_in, int64_t n_out) {
 // 2x with neighbours' load, so only a ratio taken side by side means much.
 double Bandwidth(int threads) { return MeasureReadBandwidth(Pool(threads), size_t{256} << 20); }
 
-void BM_MatMul(benchmark::State& state, GgmlType type, int64_t n_tok) {
+void BM_MatMul(benchmark::State& state, GgmlType type, int64_t n_tok, bool packed) {
   const int64_t n_out = state.range(0), n_in = state.range(1);
   const int threads = static_cast<int>(state.range(2));
   const Matrix& m = GetMatrix(type, n_in, n_out);
+  const WeightView& view = packed ? m.packed : m.view;
   std::vector<float> x(n_tok * n_in, 0.5f), y(n_tok * n_out);
   ThreadPool& pool = Pool(threads);
   for (auto _ : state) {
-    MatMul(pool, m.view, x.data(), n_tok, y.data());
+    MatMul(pool, view, x.data(), n_tok, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   const double bytes = static_cast<double>(m.data.size());
@@ -100,8 +107,15 @@ void Register() {
                      GgmlType::kBF16, GgmlType::kF32, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
                      GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K}) {
     const std::string name(gguf::ggml_type_name(t));
-    benchmark::RegisterBenchmark(("MatVec/" + name).c_str(), BM_MatMul, t, int64_t{1})->Apply(Shapes);
-    benchmark::RegisterBenchmark(("MatMul32/" + name).c_str(), BM_MatMul, t, int64_t{32})->Apply(Shapes);
+    for (bool packed : {false, true}) {
+      // Packed rows (weight_pack.h) exist for Q4_0 and Q8_0 on AVX-512 VNNI.
+      if (packed && !WantsPacking(WeightView{t, 32, 16, nullptr, 0})) continue;
+      const std::string suffix = packed ? "/packed" : "";
+      for (int64_t n_tok : {1, 4, 16, 32}) {
+        const std::string kind = n_tok == 1 ? "MatVec/" : "MatMul" + std::to_string(n_tok) + "/";
+        benchmark::RegisterBenchmark((kind + name + suffix).c_str(), BM_MatMul, t, n_tok, packed)->Apply(Shapes);
+      }
+    }
   }
 }
 

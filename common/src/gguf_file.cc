@@ -191,6 +191,17 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path
   return f;
 }
 
+void GgufFile::DropPages(const void* p, size_t n) const {
+  if (mapping_ == nullptr) return;
+  // Whole pages inside both the range and the mapping only.
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = std::max(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(base_));
+  const uintptr_t hi = std::min(reinterpret_cast<uintptr_t>(p) + n, reinterpret_cast<uintptr_t>(base_) + size_);
+  const uintptr_t a = (lo + page - 1) & ~(page - 1), b = hi & ~(page - 1);
+  // MADV_DONTNEED on a private read-only file mapping discards clean pages.
+  if (a < b) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
 absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::FromBuffer(std::span<const uint8_t> bytes) {
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->path_ = "<buffer>";

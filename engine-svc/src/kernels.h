@@ -38,6 +38,10 @@ inline const float* Q8S(const uint8_t* row, int64_t n) { return Q8D(row, n) + n 
 // w rows are w_stride bytes apart, activation rows x_stride bytes apart.
 using TileFn = void (*)(int64_t n, const uint8_t* w, size_t w_stride, int nr, const uint8_t* x,
                         size_t x_stride, int nt, float* y, int64_t ldy);
+// Packed weights (packed_layout.h): groups [g0, g1) of 16 rows x nt
+// activation rows; y as for TileFn, from row 0 of the matrix.
+using PackedTileFn = void (*)(int64_t n, const uint8_t* packed, int64_t g0, int64_t g1, const uint8_t* x,
+                              size_t x_stride, int nt, float* y, int64_t ldy);
 // Activation quantizer of one row (SIMD levels may speed up kQ8/kQ8K).
 using QuantizeActFn = void (*)(ActKind kind, const float* x, void* dst, int64_t n);
 
@@ -88,6 +92,7 @@ TileFn Avx512Tile(GgmlType type);      // AVX-512F/BW/VL float paths
 TileFn Avx512VnniTile(GgmlType type);  // + VNNI integer paths, BF16 if the CPU has it
 TileFn Avx512VnniKTile(GgmlType type);  // the K-quants (dot_avx512_kquants.cc)
 TileFn Avx2KTile(GgmlType type);        // the K-quants (dot_avx2_kquants.cc)
+PackedTileFn Avx512VnniPackedTile(GgmlType type);  // dot_avx512_packed.cc
 bool CpuHasAvx512Bf16();
 // SIMD activation quantizers (kQ8 and kQ8K; other kinds go to the scalar
 // one). Bit-identical to QuantizeActScalar.

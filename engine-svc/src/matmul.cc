@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "kernels.h"
+#include "packed_layout.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -94,6 +95,7 @@ uint8_t* ActBuffer(size_t bytes) {
 // streams its weight rows past it a few rows at a time.
 constexpr int kTokenChunk = 64;
 constexpr int kRowTile = 16;
+static_assert(kRowTile % internal::kPackRows == 0, "packed groups must not straddle threads");
 
 }  // namespace
 
@@ -126,8 +128,10 @@ SimdLevel ActiveSimdLevel() { return ActiveLevel().load(std::memory_order_relaxe
 void MatMul(ThreadPool& pool, const WeightView& w, const float* x, int64_t n_tok, float* y) {
   if (n_tok <= 0 || w.n_out <= 0 || w.n_in <= 0) return;
   const SimdLevel level = ActiveSimdLevel();
-  const TileFn tile = SelectTile(level, w.type);
-  if (!tile) std::abort();  // the loader only admits types with a kernel
+  const internal::PackedTileFn packed_tile =
+      w.packed != nullptr && level >= SimdLevel::kAvx512Vnni ? internal::Avx512VnniPackedTile(w.type) : nullptr;
+  const TileFn tile = packed_tile ? nullptr : SelectTile(level, w.type);
+  if (!tile && !packed_tile) std::abort();  // the loader only admits types with a kernel
   const int64_t n = w.n_in, n_out = w.n_out;
   const ActKind kind = internal::ActKindFor(w.type);
 
@@ -162,6 +166,14 @@ void MatMul(ThreadPool& pool, const WeightView& w, const float* x, int64_t n_tok
     const int64_t r0 = std::min(n_out, n_tiles * ith / nth * kRowTile);
     const int64_t r1 = std::min(n_out, n_tiles * (ith + 1) / nth * kRowTile);
     if (r0 >= r1) return;
+    if (packed_tile) {  // r0, r1 are multiples of 16 = kPackRows
+      for (int64_t t0 = 0; t0 < n_tok; t0 += kTokenChunk) {
+        const int nt = static_cast<int>(std::min<int64_t>(kTokenChunk, n_tok - t0));
+        packed_tile(n, w.packed, r0 / internal::kPackRows, r1 / internal::kPackRows, xq + t0 * x_stride, x_stride,
+                    nt, y + t0 * n_out, n_out);
+      }
+      return;
+    }
     if (n_tok == 1) {
       tile(n, wbytes + r0 * w.row_bytes, w.row_bytes, static_cast<int>(r1 - r0), xq, x_stride, 1,
            y + r0, n_out);

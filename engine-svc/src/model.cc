@@ -144,6 +144,11 @@ absl::Status Model::Bind() {
           absl::StrFormat("tensor '%s' is beyond '%s.block_count' = %d", t.name, arch, hp.n_layer));
     }
   }
+  // Interleaved copies for the batched kernels, once the file is known good.
+  packed_.Pack(&output_, &f);
+  for (LayerWeights& L : layers_) {
+    for (WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) packed_.Pack(w, &f);
+  }
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "llmesh/engine/matmul.h"
 #include "llmesh/engine/quants.h"
+#include "llmesh/engine/weight_pack.h"
 
 namespace llmesh::engine {
 namespace {
@@ -109,6 +110,54 @@ TEST_P(MatMulLevelTest, EveryLevelMatchesScalar) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatMulLevelTest, ::testing::ValuesIn(kTypes),
                          [](const auto& info) { return std::string(gguf::ggml_type_name(info.param)); });
+
+// Packed (16-row interleaved) weights give what the GGUF rows give, for
+// every activation-row count the batched kernels split into (8, 4, 2, 1
+// and their sums) and every thread count.
+TEST(MatMulPackedTest, MatchesTheRowMajorPathForEveryTokenCount) {
+  if (DetectedSimdLevel() < SimdLevel::kAvx512Vnni) GTEST_SKIP() << "no AVX-512 VNNI: packing is off";
+  ThreadPool pool1(1), pool2(2), pool3(3);
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0}) {
+    for (int64_t n_in : {32, 608, 2048}) {
+      const int64_t n_out = 80;  // 5 groups: an odd count per thread
+      Weights w = MakeWeights(type, n_in, n_out, 11 + static_cast<uint32_t>(n_in));
+      WeightView packed = w.view;
+      PackedWeights store;
+      ASSERT_TRUE(WantsPacking(packed));
+      store.Pack(&packed);
+      ASSERT_NE(packed.packed, nullptr);
+      // Same bytes as the GGUF rows, plus at most 63 bytes of alignment per group.
+      EXPECT_GE(store.bytes(), n_out * w.view.row_bytes);
+      EXPECT_LE(store.bytes(), n_out * w.view.row_bytes + 63 * (n_out / 16));
+      for (int64_t n_tok : {1, 2, 3, 7, 8, 13, 16, 64, 70}) {
+        std::mt19937 rng(static_cast<uint32_t>(n_tok));
+        std::normal_distribution<float> dist;
+        std::vector<float> x(n_tok * n_in);
+        for (float& v : x) v = dist(rng);
+        const std::vector<float> ref = RunMatMul(pool1, w.view, x, n_tok, SimdLevel::kScalar);
+        for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
+          const auto got = RunMatMul(*pool, packed, x, n_tok, SimdLevel::kAvx512Vnni);
+          EXPECT_LT(Nmse(got, ref), 1e-9) << gguf::ggml_type_name(type) << " n_in " << n_in << " n_tok " << n_tok
+                                          << " threads " << pool->n_threads();
+        }
+        // Below VNNI the same view falls back to its GGUF rows.
+        const auto avx2 = RunMatMul(pool2, packed, x, n_tok, SimdLevel::kAvx2);
+        EXPECT_LT(Nmse(avx2, ref), 1e-9);
+      }
+    }
+  }
+}
+
+TEST(MatMulPackedTest, OnlyWholeGroupsOfSupportedTypesArePacked) {
+  Weights q4 = MakeWeights(GgmlType::kQ4_0, 64, 24, 3);  // 24 rows: not a multiple of 16
+  EXPECT_FALSE(WantsPacking(q4.view));
+  Weights q4k = MakeWeights(GgmlType::kQ4_K, 256, 32, 3);
+  EXPECT_FALSE(WantsPacking(q4k.view));
+  PackedWeights store;
+  store.Pack(&q4.view);
+  EXPECT_EQ(q4.view.packed, nullptr);
+  EXPECT_EQ(store.bytes(), 0u);
+}
 
 TEST(MatMulTest, SimdLevelIsClampedToDetected) {
   SetSimdLevel(SimdLevel::kAvx512Vnni);

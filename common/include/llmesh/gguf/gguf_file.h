@@ -113,6 +113,11 @@ class GgufFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* FindTensor(std::string_view name) const;  // nullptr if absent
 
+  // Lets the kernel drop the resident pages of [p, p + n) when the file is
+  // mmapped (no-op for FromBuffer files): for tensor data the caller has
+  // copied elsewhere. Reads of the range still work; they fault it back in.
+  void DropPages(const void* p, size_t n) const;
+
  private:
   GgufFile() = default;
   absl::Status Parse();

@@ -20,6 +20,9 @@ struct WeightView {
   int64_t n_out;     // ne[1]
   const void* data;
   size_t row_bytes;
+  // The same rows interleaved for the batched kernels (weight_pack.h), or
+  // null. Used when the active SIMD level has a packed kernel for the type.
+  const uint8_t* packed = nullptr;
 };
 
 // y[t][o] = sum_i W[o][i] * x[t][i] for t < n_tok.

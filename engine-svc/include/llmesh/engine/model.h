@@ -1,5 +1,6 @@
 // A loaded model: hyperparameters plus zero-copy views of every weight in the
-// read-only mmap of its GGUF file. Immutable after Load, so one Model is
+// read-only mmap of its GGUF file (and, for Q4_0/Q8_0 matrices on AVX-512
+// VNNI CPUs, a load-time interleaved copy: weight_pack.h). Immutable after Load, so one Model is
 // shared by every forward context and thread.
 //
 // Tensor names and shapes follow llama.cpp (ne[0] is the input dimension):
@@ -26,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "llmesh/engine/hparams.h"
 #include "llmesh/engine/matmul.h"
+#include "llmesh/engine/weight_pack.h"
 #include "llmesh/gguf/gguf_file.h"
 
 namespace llmesh::engine {
@@ -79,6 +81,7 @@ class Model {
   const float* output_norm_ = nullptr;
   std::vector<float> rope_freq_factors_;
   std::vector<LayerWeights> layers_;
+  PackedWeights packed_;  // matrices' interleaved copies, where the CPU uses them
 };
 
 // Copies row `row` of `w` into `out` as floats (n_in values). Used for the

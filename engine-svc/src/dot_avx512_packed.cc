@@ -1,0 +1,215 @@
+// VNNI kernels over packed weights (layout in packed_layout.h): 16 rows per
+// vector lane set, so per block and activation row the work is 8 vpdpbusd
+// (each: 4 weights x 16 rows against 4 activation bytes broadcast), one int
+// to float conversion and one multiply and one fused multiply-add for the
+// scales; the weight decode (Q4_0: 4 loads, 8 and/shift) is shared by up to
+// 8 activation rows. The row-major kernels (dot_avx512.cc) spend more than
+// half their instructions per block on decode, lane permutes and per-row
+// scale spreads.
+//
+// Bias: the packed bytes are u = q + kBias >= 0 (vpdpbusd multiplies unsigned
+// by signed), so sum(q x) = sum(u x) - kBias * sum(x): each block's integer
+// accumulator starts at -kBias * sum(x) instead of zero.
+//
+// Activations: the kQ8 rows are first interleaved per run of T rows (Acts),
+// so every broadcast operand of the hot loop sits at a constant offset from
+// one pointer; with a pointer per row, 8 rows x 3 arrays outran the general
+// registers and the loop reloaded them from the stack.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels.h"
+#include "packed_layout.h"
+
+namespace llmesh::engine::internal {
+namespace {
+
+// Interleaved activations of T rows, per block b (ActBytes(T) bytes):
+//   int32 q[8][T]   bytes 4k..4k+3 of row t's block at q[k][t]
+//   float d[T]      row t's block scale
+//   int32 c[T]      -kBias * sum of row t's block quants
+constexpr size_t ActBytes(int T) { return 40 * static_cast<size_t>(T); }
+
+template <GgmlType kType>
+void InterleaveActs(int T, int64_t n, const uint8_t* x, size_t x_stride, uint8_t* out) {
+  const int64_t nb = n / kQK;
+  for (int t = 0; t < T; ++t) {
+    const uint8_t* row = x + t * x_stride;
+    const int8_t* qs = Q8Qs(row);
+    const float* d = Q8D(row, n);
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* o = out + b * ActBytes(T);
+      int32_t sum = 0;
+      for (int k = 0; k < 8; ++k) {
+        std::memcpy(o + 4 * (k * T + t), qs + b * kQK + 4 * k, 4);
+        for (int j = 0; j < 4; ++j) sum += qs[b * kQK + 4 * k + j];
+      }
+      const int32_t c = -PackedBias(kType) * sum;
+      std::memcpy(o + 32 * T + 4 * t, d + b, 4);
+      std::memcpy(o + 36 * T + 4 * t, &c, 4);
+    }
+  }
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,fma,f16c")
+
+// One block of the 16 rows as 8 vectors: v[k] lane r = weights 4k..4k+3 of row r.
+template <GgmlType kType>
+inline void DecodeBlock(const uint8_t* qs, __m512i v[8]) {
+  if constexpr (kType == GgmlType::kQ4_0) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int i = 0; i < 4; ++i) {
+      const __m512i p = _mm512_load_si512(qs + 64 * i);
+      v[2 * i] = _mm512_and_si512(p, m4);
+      v[2 * i + 1] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+    }
+  } else {
+    for (int k = 0; k < 8; ++k) v[k] = _mm512_load_si512(qs + 64 * k);
+  }
+}
+
+inline __m512i BroadcastI32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+// vpdpbusd with its activation operand broadcast from memory ({1to16}).
+// GCC emits a separate vpbroadcastd per product instead, and those 64 extra
+// instructions per block and 8 rows held the loop at ~60% of vpdpbusd's peak.
+inline __m512i DpbusdBroadcast(__m512i acc, __m512i v, const uint8_t* p) {
+  using I32 = int32_t __attribute__((may_alias));
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(v), "m"(*reinterpret_cast<const I32*>(p)));
+  return acc;
+}
+inline __m512 BroadcastF32(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_ps(v);
+}
+
+// G groups (16G rows, `stride` bytes apart) x T interleaved activation rows;
+// y gets 16 consecutive floats per group and row. vpdpbusd has a latency of
+// 4 cycles and two issue per cycle on Zen 5, so it needs 8 independent
+// chains: C chains per (group, row) pair when G*T < 8 (decode). Decode also
+// runs 4 groups at once, 4 memory streams per thread (1 stream: 62 tok/s on
+// TinyLlama Q4_0, 4: 73; the row-major kernels, which read 4 rows: 69).
+template <GgmlType kType, int G, int T>
+void PackedKernel(int64_t n, const uint8_t* group, size_t stride, const uint8_t* acts, float* y, int64_t ldy) {
+  constexpr int kQs = PackedQsBytes(kType);
+  constexpr int C = G * T >= 16 ? 1 : G * T >= 8 ? 2 : G * T >= 4 ? 2 : 4;
+  constexpr int kAhead = 8;  // blocks: 2.3 KB of Q4_0 per stream
+  const int64_t nb = n / kQK;
+  const uint8_t* qs[G];
+  const uint16_t* d[G];
+  for (int g = 0; g < G; ++g) {
+    qs[g] = group + g * stride;
+    d[g] = reinterpret_cast<const uint16_t*>(qs[g] + nb * kQs);
+  }
+  __m512 acc[G][T];
+  for (int g = 0; g < G; ++g)
+    for (int t = 0; t < T; ++t) acc[g][t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {  // hot loop
+    const uint8_t* a = acts + b * ActBytes(T);
+    for (int g = 0; g < G; ++g) {
+      const uint8_t* q = qs[g] + b * kQs;
+      if constexpr (T < 4) {  // decode streams each group from memory once
+        for (int off = 0; off < kQs; off += 64) __builtin_prefetch(q + kAhead * kQs + off, 0, 3);
+        __builtin_prefetch(d[g] + (b + kAhead) * kPackRows, 0, 3);
+      }
+      __m512i v[8];
+      DecodeBlock<kType>(q, v);
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d[g] + b * kPackRows)));
+      __m512i isum[T][C];
+      for (int t = 0; t < T; ++t) {
+        isum[t][0] = BroadcastI32(a + 36 * T + 4 * t);
+        for (int c = 1; c < C; ++c) isum[t][c] = _mm512_setzero_si512();
+      }
+      for (int k = 0; k < 8; ++k)
+        for (int t = 0; t < T; ++t)
+          isum[t][k % C] = DpbusdBroadcast(isum[t][k % C], v[k], a + 4 * (k * T + t));
+      for (int t = 0; t < T; ++t) {
+        __m512i s = isum[t][0];
+        for (int c = 1; c < C; ++c) s = _mm512_add_epi32(s, isum[t][c]);
+        const __m512 dwx = _mm512_mul_ps(dw, BroadcastF32(a + 32 * T + 4 * t));
+        acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dwx, acc[g][t]);
+      }
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + g * kPackRows + t * ldy, acc[g][t]);
+}
+
+#pragma GCC pop_options
+
+// The calling thread's interleaved activations, reused across calls.
+uint8_t* ActScratch(size_t bytes) {
+  struct Buf {
+    uint8_t* p = nullptr;
+    size_t cap = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf buf;
+  if (bytes > buf.cap) {
+    std::free(buf.p);
+    buf.cap = (bytes + 4095) & ~size_t{4095};
+    buf.p = static_cast<uint8_t*>(std::aligned_alloc(64, buf.cap));
+  }
+  return buf.p;
+}
+
+template <GgmlType kType>
+void PackedTile(int64_t n, const uint8_t* packed, int64_t g0, int64_t g1, const uint8_t* x, size_t xs, int nt,
+                float* y, int64_t ldy) {
+  const size_t stride = PackedGroupStride(kType, n);
+  const int64_t nb = n / kQK;
+  // Runs of 8 activation rows, then one of 4, 2 and 1 as the count needs.
+  struct Run {
+    int t0, T;
+    const uint8_t* acts;
+  };
+  Run runs[kQK];  // nt <= 64 (MatMul's token chunk) gives at most 11 runs
+  int n_runs = 0;
+  uint8_t* scratch = ActScratch(ActBytes(1) * nb * nt);
+  for (int t = 0, size = 8; t < nt;) {
+    while (t + size > nt) size /= 2;
+    runs[n_runs++] = {t, size, scratch};
+    InterleaveActs<kType>(size, n, x + t * xs, xs, scratch);
+    scratch += ActBytes(size) * nb;
+    t += size;
+  }
+  int64_t g = g0;
+  if (nt == 1) {
+    constexpr int kDecodeGroups = 4;
+    for (; g + kDecodeGroups <= g1; g += kDecodeGroups)
+      PackedKernel<kType, kDecodeGroups, 1>(n, packed + g * stride, stride, runs[0].acts, y + g * kPackRows, ldy);
+  }
+  for (; g < g1; ++g) {
+    const uint8_t* group = packed + g * stride;
+    for (int i = 0; i < n_runs; ++i) {
+      float* yt = y + g * kPackRows + runs[i].t0 * ldy;
+      switch (runs[i].T) {
+        case 8: PackedKernel<kType, 1, 8>(n, group, stride, runs[i].acts, yt, ldy); break;
+        case 4: PackedKernel<kType, 1, 4>(n, group, stride, runs[i].acts, yt, ldy); break;
+        case 2: PackedKernel<kType, 1, 2>(n, group, stride, runs[i].acts, yt, ldy); break;
+        default: PackedKernel<kType, 1, 1>(n, group, stride, runs[i].acts, yt, ldy); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+PackedTileFn Avx512VnniPackedTile(GgmlType type) {
+  switch (type) {
+    case GgmlType::kQ4_0: return &PackedTile<GgmlType::kQ4_0>;
+    case GgmlType::kQ8_0: return &PackedTile<GgmlType::kQ8_0>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace llmesh::engine::internal

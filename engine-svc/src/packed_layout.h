@@ -1,0 +1,39 @@
+// The 16-row interleaved layout of packed weights (weight_pack.cc writes it,
+// dot_avx512_packed.cc reads it).
+//
+// A plain GGUF matrix keeps each row's blocks together, so a kernel reads one
+// row at a time and spends most of its instructions decoding blocks and
+// spreading scales per row. Packed, 16 rows' block b sit side by side: one
+// 512-bit register holds 4 consecutive weights of each of 16 rows (one row
+// per 32-bit lane), so a single vpdpbusd against 4 activation bytes broadcast
+// to every lane advances 16 dot products by 4 elements, and the 16 block
+// scales load as one vector (llama.cpp's Q4_0 "repack" buffers do the same).
+//
+// Per group of 16 rows (group_stride bytes apart, 64-byte aligned):
+//   qs[nb][kQsBytes]   block b of the 16 rows, 4 weights per row per 32-bit lane,
+//                      as unsigned bytes u = q + kBias (Q8_0) or nibbles (Q4_0)
+//   d[nb][16]          the 16 rows' fp16 block scales
+// Q4_0 packs two 4-weight groups per byte: in 64-byte vector i of a block,
+// byte 4*row + j holds weight 8i+j in its low nibble and 8i+4+j in its high.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "llmesh/engine/quants.h"
+
+namespace llmesh::engine::internal {
+
+constexpr int kPackRows = 16;
+
+// Types with a packed layout: dot(block) = d * sum((u - kBias) * x).
+constexpr bool HasPackedLayout(GgmlType type) { return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0; }
+constexpr int PackedQsBytes(GgmlType type) { return type == GgmlType::kQ4_0 ? 256 : 512; }
+constexpr int PackedBias(GgmlType type) { return type == GgmlType::kQ4_0 ? 8 : 128; }
+
+inline size_t PackedGroupStride(GgmlType type, int64_t n_in) {
+  const size_t bytes = static_cast<size_t>(n_in / kQK) * (PackedQsBytes(type) + 2 * kPackRows);
+  return (bytes + 63) & ~size_t{63};
+}
+
+}  // namespace llmesh::engine::internal
