@@ -101,7 +101,7 @@ inline __m512 BroadcastF32(const uint8_t* p) {
 template <GgmlType kType, int G, int T>
 void PackedKernel(int64_t n, const uint8_t* group, size_t stride, const uint8_t* acts, float* y, int64_t ldy) {
   constexpr int kQs = PackedQsBytes(kType);
-  constexpr int C = G * T >= 16 ? 1 : G * T >= 8 ? 2 : G * T >= 4 ? 2 : 4;
+  constexpr int C = G * T >= 8 ? 1 : G * T >= 4 ? 2 : 4;
   constexpr int kAhead = 8;  // blocks: 2.3 KB of Q4_0 per stream
   const int64_t nb = n / kQK;
   const uint8_t* qs[G];
