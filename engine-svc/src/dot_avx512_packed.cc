@@ -163,9 +163,22 @@ uint8_t* ActScratch(size_t bytes) {
 }
 
 template <GgmlType kType>
-void PackedTile(int64_t n, const uint8_t* packed, int64_t g0, int64_t g1, const uint8_t* x, size_t xs, int nt,
-                float* y, int64_t ldy) {
+void Groups(int64_t n, const PackedSegment& seg, const uint8_t* acts, int T, int t0, int64_t g, int64_t g1) {
   const size_t stride = PackedGroupStride(kType, n);
+  for (; g < g1; ++g) {
+    const uint8_t* group = seg.packed + g * stride;
+    float* y = seg.y + (g - seg.g0) * kPackRows + t0 * seg.ldy;
+    switch (T) {
+      case 8: PackedKernel<kType, 1, 8>(n, group, stride, acts, y, seg.ldy); break;
+      case 4: PackedKernel<kType, 1, 4>(n, group, stride, acts, y, seg.ldy); break;
+      case 2: PackedKernel<kType, 1, 2>(n, group, stride, acts, y, seg.ldy); break;
+      default: PackedKernel<kType, 1, 1>(n, group, stride, acts, y, seg.ldy); break;
+    }
+  }
+}
+
+template <GgmlType kType>
+void PackedTile(int64_t n, const PackedSegment* segs, int n_segs, const uint8_t* x, size_t xs, int nt) {
   const int64_t nb = n / kQK;
   // Runs of 8 activation rows, then one of 4, 2 and 1 as the count needs.
   struct Run {
@@ -182,23 +195,19 @@ void PackedTile(int64_t n, const uint8_t* packed, int64_t g0, int64_t g1, const 
     scratch += ActBytes(size) * nb;
     t += size;
   }
-  int64_t g = g0;
-  if (nt == 1) {
-    constexpr int kDecodeGroups = 4;
-    for (; g + kDecodeGroups <= g1; g += kDecodeGroups)
-      PackedKernel<kType, kDecodeGroups, 1>(n, packed + g * stride, stride, runs[0].acts, y + g * kPackRows, ldy);
-  }
-  for (; g < g1; ++g) {
-    const uint8_t* group = packed + g * stride;
-    for (int i = 0; i < n_runs; ++i) {
-      float* yt = y + g * kPackRows + runs[i].t0 * ldy;
-      switch (runs[i].T) {
-        case 8: PackedKernel<kType, 1, 8>(n, group, stride, runs[i].acts, yt, ldy); break;
-        case 4: PackedKernel<kType, 1, 4>(n, group, stride, runs[i].acts, yt, ldy); break;
-        case 2: PackedKernel<kType, 1, 2>(n, group, stride, runs[i].acts, yt, ldy); break;
-        default: PackedKernel<kType, 1, 1>(n, group, stride, runs[i].acts, yt, ldy); break;
-      }
+  for (int s = 0; s < n_segs; ++s) {
+    const PackedSegment& seg = segs[s];
+    int64_t g = seg.g0;
+    if (nt == 1) {
+      constexpr int kDecodeGroups = 4;
+      const size_t stride = PackedGroupStride(kType, n);
+      for (; g + kDecodeGroups <= seg.g1; g += kDecodeGroups)
+        PackedKernel<kType, kDecodeGroups, 1>(n, seg.packed + g * stride, stride, runs[0].acts,
+                                              seg.y + (g - seg.g0) * kPackRows, seg.ldy);
     }
+    // Group-major: a group's weights stay in L1/L2 across the runs.
+    for (; g < seg.g1; ++g)
+      for (int i = 0; i < n_runs; ++i) Groups<kType>(n, seg, runs[i].acts, runs[i].T, runs[i].t0, g, g + 1);
   }
 }
 

@@ -38,10 +38,18 @@ inline const float* Q8S(const uint8_t* row, int64_t n) { return Q8D(row, n) + n 
 // w rows are w_stride bytes apart, activation rows x_stride bytes apart.
 using TileFn = void (*)(int64_t n, const uint8_t* w, size_t w_stride, int nr, const uint8_t* x,
                         size_t x_stride, int nt, float* y, int64_t ldy);
-// Packed weights (packed_layout.h): groups [g0, g1) of 16 rows x nt
-// activation rows; y as for TileFn, from row 0 of the matrix.
-using PackedTileFn = void (*)(int64_t n, const uint8_t* packed, int64_t g0, int64_t g1, const uint8_t* x,
-                              size_t x_stride, int nt, float* y, int64_t ldy);
+// Packed weights (packed_layout.h): groups [g0, g1) of 16 rows of one
+// matrix, results to y (row t of the activations at y + t * ldy, from the
+// segment's first group on).
+struct PackedSegment {
+  const uint8_t* packed;
+  int64_t g0, g1;
+  float* y;
+  int64_t ldy;
+};
+// Segments of matrices that share the nt activation rows (interleaved once).
+using PackedTileFn = void (*)(int64_t n, const PackedSegment* segs, int n_segs, const uint8_t* x, size_t x_stride,
+                              int nt);
 // Activation quantizer of one row (SIMD levels may speed up kQ8/kQ8K).
 using QuantizeActFn = void (*)(ActKind kind, const float* x, void* dst, int64_t n);
 

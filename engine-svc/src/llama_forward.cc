@@ -96,6 +96,14 @@ void ForwardContext::Mm(const WeightView& w, const float* x, int64_t n_tok, floa
   MatMul(small ? serial_ : pool_, w, x, n_tok, y);
 }
 
+void ForwardContext::MmMany(std::initializer_list<const WeightView*> ws, const float* x, int64_t n_tok,
+                            std::initializer_list<float*> ys) {
+  int64_t work = 0;
+  for (const WeightView* w : ws) work += n_tok * w->n_in * w->n_out;
+  MatMulMany(work < kParallelMatMulWork ? serial_ : pool_, std::span(ws.begin(), ws.size()), x, n_tok,
+             std::span(ys.begin(), ys.size()));
+}
+
 void ForwardContext::Reserve(int32_t n_tokens) {
   const ModelParams& hp = model_.params();
   const size_t T = static_cast<size_t>(n_tokens);
@@ -212,9 +220,7 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
     for_tokens([&](int32_t t) {
       rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.attn_norm, n_embd, eps);
     });
-    Mm(L.wq, xb_.data(), T, q_.data());
-    Mm(L.wk, xb_.data(), T, k_.data());
-    Mm(L.wv, xb_.data(), T, v_.data());
+    MmMany({&L.wq, &L.wk, &L.wv}, xb_.data(), T, {q_.data(), k_.data(), v_.data()});
     AddBias(q_.data(), L.bq, T, n_q);
     AddBias(k_.data(), L.bk, T, n_k);
     AddBias(v_.data(), L.bv, T, n_v);
@@ -239,8 +245,7 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
     for_tokens([&](int32_t t) {
       rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.ffn_norm, n_embd, eps);
     });
-    Mm(L.w_gate, xb_.data(), T, hb_.data());
-    Mm(L.w_up, xb_.data(), T, hb2_.data());
+    MmMany({&L.w_gate, &L.w_up}, xb_.data(), T, {hb_.data(), hb2_.data()});
     for_tokens([&](int32_t t) {
       float* g = hb_.data() + static_cast<size_t>(t) * n_ff;
       swiglu(g, g, hb2_.data() + static_cast<size_t>(t) * n_ff, n_ff);

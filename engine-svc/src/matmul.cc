@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <span>
+#include <utility>
 
 #include "kernels.h"
 #include "packed_layout.h"
@@ -95,7 +97,8 @@ uint8_t* ActBuffer(size_t bytes) {
 // streams its weight rows past it a few rows at a time.
 constexpr int kTokenChunk = 64;
 constexpr int kRowTile = 16;
-static_assert(kRowTile % internal::kPackRows == 0, "packed groups must not straddle threads");
+// MatMulMany's packed path takes up to this many matrices at once.
+constexpr size_t kMaxMatrices = 4;
 
 }  // namespace
 
@@ -125,69 +128,113 @@ void SetSimdLevel(SimdLevel level) {
 
 SimdLevel ActiveSimdLevel() { return ActiveLevel().load(std::memory_order_relaxed); }
 
-void MatMul(ThreadPool& pool, const WeightView& w, const float* x, int64_t n_tok, float* y) {
-  if (n_tok <= 0 || w.n_out <= 0 || w.n_in <= 0) return;
-  const SimdLevel level = ActiveSimdLevel();
-  const internal::PackedTileFn packed_tile =
-      w.packed != nullptr && level >= SimdLevel::kAvx512Vnni ? internal::Avx512VnniPackedTile(w.type) : nullptr;
-  const TileFn tile = packed_tile ? nullptr : SelectTile(level, w.type);
-  if (!tile && !packed_tile) std::abort();  // the loader only admits types with a kernel
-  const int64_t n = w.n_in, n_out = w.n_out;
-  const ActKind kind = internal::ActKindFor(w.type);
+namespace {
 
-  // 1. Quantize the activation rows once (F32 kernels read x directly).
-  const uint8_t* xq;
-  size_t x_stride;
-  if (kind == ActKind::kF32) {
-    xq = reinterpret_cast<const uint8_t*>(x);
-    x_stride = n * sizeof(float);
+// Quantizes the n_tok activation rows once into the kind the weight type's
+// kernels want (F32 kernels read x directly); returns rows and stride.
+std::pair<const uint8_t*, size_t> QuantizeActs(ThreadPool& pool, SimdLevel level, ActKind kind, const float* x,
+                                               int64_t n, int64_t n_tok) {
+  if (kind == ActKind::kF32) return {reinterpret_cast<const uint8_t*>(x), n * sizeof(float)};
+  const size_t x_stride = internal::ActRowBytes(kind, n);
+  uint8_t* buf = ActBuffer(x_stride * n_tok);
+  const internal::QuantizeActFn quantize_row = level >= SimdLevel::kAvx512 ? &internal::QuantizeActAvx512
+                                               : level >= SimdLevel::kAvx2 ? &internal::QuantizeActAvx2
+                                                                           : &internal::QuantizeActScalar;
+  auto quantize = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) quantize_row(kind, x + t * n, buf + t * x_stride, n);
+  };
+  if (n_tok == 1 || pool.n_threads() == 1) {
+    quantize(0, n_tok);
   } else {
-    x_stride = internal::ActRowBytes(kind, n);
-    uint8_t* buf = ActBuffer(x_stride * n_tok);
-    const internal::QuantizeActFn quantize_row =
-        level >= SimdLevel::kAvx512 ? &internal::QuantizeActAvx512
-        : level >= SimdLevel::kAvx2 ? &internal::QuantizeActAvx2
-                                    : &internal::QuantizeActScalar;
-    auto quantize = [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) quantize_row(kind, x + t * n, buf + t * x_stride, n);
-    };
-    if (n_tok == 1 || pool.n_threads() == 1) {
-      quantize(0, n_tok);
-    } else {
-      pool.ParallelFor(n_tok, quantize);
-    }
-    xq = buf;
+    pool.ParallelFor(n_tok, quantize);
   }
+  return {buf, x_stride};
+}
 
-  // 2. Split output rows over threads in contiguous, tile-aligned ranges.
-  const auto* wbytes = static_cast<const uint8_t*>(w.data);
+// All matrices packed, of one type and input width: one parallel region over
+// the groups of all of them, which share each thread's interleaved activations.
+void PackedMatMul(ThreadPool& pool, internal::PackedTileFn tile, std::span<const WeightView* const> ws,
+                  const uint8_t* xq, size_t x_stride, int64_t n_tok, std::span<float* const> ys) {
+  const int64_t n = ws[0]->n_in;
+  int64_t total = 0;
+  for (const WeightView* w : ws) total += w->n_out / internal::kPackRows;
   pool.Run([&](int ith, int nth) {
-    const int64_t n_tiles = (n_out + kRowTile - 1) / kRowTile;
-    const int64_t r0 = std::min(n_out, n_tiles * ith / nth * kRowTile);
-    const int64_t r1 = std::min(n_out, n_tiles * (ith + 1) / nth * kRowTile);
-    if (r0 >= r1) return;
-    if (packed_tile) {  // r0, r1 are multiples of 16 = kPackRows
-      for (int64_t t0 = 0; t0 < n_tok; t0 += kTokenChunk) {
-        const int nt = static_cast<int>(std::min<int64_t>(kTokenChunk, n_tok - t0));
-        packed_tile(n, w.packed, r0 / internal::kPackRows, r1 / internal::kPackRows, xq + t0 * x_stride, x_stride,
-                    nt, y + t0 * n_out, n_out);
-      }
-      return;
+    const int64_t lo = total * ith / nth, hi = total * (ith + 1) / nth;
+    internal::PackedSegment segs[kMaxMatrices];
+    int n_segs = 0;
+    int64_t base = 0;
+    for (size_t i = 0; i < ws.size(); ++i) {
+      const int64_t groups = ws[i]->n_out / internal::kPackRows;
+      const int64_t g0 = std::max(lo, base) - base, g1 = std::min(hi, base + groups) - base;
+      if (g0 < g1) segs[n_segs++] = {ws[i]->packed, g0, g1, ys[i] + g0 * internal::kPackRows, ws[i]->n_out};
+      base += groups;
     }
-    if (n_tok == 1) {
-      tile(n, wbytes + r0 * w.row_bytes, w.row_bytes, static_cast<int>(r1 - r0), xq, x_stride, 1,
-           y + r0, n_out);
-      return;
-    }
+    if (n_segs == 0) return;
     for (int64_t t0 = 0; t0 < n_tok; t0 += kTokenChunk) {
       const int nt = static_cast<int>(std::min<int64_t>(kTokenChunk, n_tok - t0));
-      for (int64_t r = r0; r < r1; r += kRowTile) {
-        const int nr = static_cast<int>(std::min<int64_t>(kRowTile, r1 - r));
-        tile(n, wbytes + r * w.row_bytes, w.row_bytes, nr, xq + t0 * x_stride, x_stride, nt,
-             y + t0 * n_out + r, n_out);
+      internal::PackedSegment chunk[kMaxMatrices];
+      for (int s = 0; s < n_segs; ++s) {
+        chunk[s] = segs[s];
+        chunk[s].y += t0 * segs[s].ldy;
       }
+      tile(n, chunk, n_segs, xq + t0 * x_stride, x_stride, nt);
     }
   });
+}
+
+}  // namespace
+
+void MatMul(ThreadPool& pool, const WeightView& w, const float* x, int64_t n_tok, float* y) {
+  const WeightView* ws[1] = {&w};
+  float* ys[1] = {y};
+  MatMulMany(pool, ws, x, n_tok, ys);
+}
+
+void MatMulMany(ThreadPool& pool, std::span<const WeightView* const> ws, const float* x, int64_t n_tok,
+                std::span<float* const> ys) {
+  if (n_tok <= 0 || ws.empty()) return;
+  const SimdLevel level = ActiveSimdLevel();
+  const WeightView& w0 = *ws[0];
+  bool packed = level >= SimdLevel::kAvx512Vnni && ws.size() <= kMaxMatrices;
+  for (const WeightView* w : ws) {
+    packed = packed && w->packed != nullptr && w->type == w0.type && w->n_in == w0.n_in;
+  }
+  const internal::PackedTileFn packed_tile = packed ? internal::Avx512VnniPackedTile(w0.type) : nullptr;
+  if (packed_tile) {
+    auto [xq, x_stride] = QuantizeActs(pool, level, internal::ActKindFor(w0.type), x, w0.n_in, n_tok);
+    PackedMatMul(pool, packed_tile, ws, xq, x_stride, n_tok, ys);
+    return;
+  }
+  for (size_t i = 0; i < ws.size(); ++i) {
+    const WeightView& w = *ws[i];
+    float* y = ys[i];
+    if (w.n_out <= 0 || w.n_in <= 0) continue;
+    const TileFn tile = SelectTile(level, w.type);
+    if (!tile) std::abort();  // the loader only admits types with a kernel
+    const int64_t n = w.n_in, n_out = w.n_out;
+    auto [xq, x_stride] = QuantizeActs(pool, level, internal::ActKindFor(w.type), x, n, n_tok);
+
+    // Split output rows over threads in contiguous, tile-aligned ranges.
+    const auto* wbytes = static_cast<const uint8_t*>(w.data);
+    pool.Run([&](int ith, int nth) {
+      const int64_t n_tiles = (n_out + kRowTile - 1) / kRowTile;
+      const int64_t r0 = std::min(n_out, n_tiles * ith / nth * kRowTile);
+      const int64_t r1 = std::min(n_out, n_tiles * (ith + 1) / nth * kRowTile);
+      if (r0 >= r1) return;
+      if (n_tok == 1) {
+        tile(n, wbytes + r0 * w.row_bytes, w.row_bytes, static_cast<int>(r1 - r0), xq, x_stride, 1, y + r0, n_out);
+        return;
+      }
+      for (int64_t t0 = 0; t0 < n_tok; t0 += kTokenChunk) {
+        const int nt = static_cast<int>(std::min<int64_t>(kTokenChunk, n_tok - t0));
+        for (int64_t r = r0; r < r1; r += kRowTile) {
+          const int nr = static_cast<int>(std::min<int64_t>(kRowTile, r1 - r));
+          tile(n, wbytes + r * w.row_bytes, w.row_bytes, nr, xq + t0 * x_stride, x_stride, nt, y + t0 * n_out + r,
+               n_out);
+        }
+      }
+    });
+  }
 }
 
 }  // namespace llmesh::engine

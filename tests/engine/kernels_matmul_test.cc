@@ -148,6 +148,38 @@ TEST(MatMulPackedTest, MatchesTheRowMajorPathForEveryTokenCount) {
   }
 }
 
+// Q, K and V (or gate and up) in one call: the row split spans all three,
+// so a thread's share can start inside one matrix and end in the next.
+TEST(MatMulPackedTest, ManyMatricesInOneCallEqualOneAtATime) {
+  ThreadPool pool2(2), pool3(3);
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K}) {
+    const int64_t n_in = IsK(type) ? 512 : 608;
+    Weights a = MakeWeights(type, n_in, 96, 1), b = MakeWeights(type, n_in, 32, 2), c = MakeWeights(type, n_in, 48, 3);
+    PackedWeights store;
+    for (Weights* w : {&a, &b, &c}) store.Pack(&w->view);
+    const WeightView* ws[3] = {&a.view, &b.view, &c.view};
+    for (int64_t n_tok : {1, 5, 16}) {
+      std::mt19937 rng(static_cast<uint32_t>(n_tok));
+      std::normal_distribution<float> dist;
+      std::vector<float> x(n_tok * n_in);
+      for (float& v : x) v = dist(rng);
+      for (ThreadPool* pool : {&pool2, &pool3}) {
+        std::vector<std::vector<float>> many(3), one(3);
+        float* ys[3];
+        for (int i = 0; i < 3; ++i) {
+          many[i].assign(n_tok * ws[i]->n_out, NAN);
+          ys[i] = many[i].data();
+          one[i] = RunMatMul(*pool, *ws[i], x, n_tok, DetectedSimdLevel());
+        }
+        MatMulMany(*pool, ws, x.data(), n_tok, ys);
+        for (int i = 0; i < 3; ++i) {
+          EXPECT_EQ(many[i], one[i]) << gguf::ggml_type_name(type) << " matrix " << i << " n_tok " << n_tok;
+        }
+      }
+    }
+  }
+}
+
 TEST(MatMulPackedTest, OnlyWholeGroupsOfSupportedTypesArePacked) {
   Weights q4 = MakeWeights(GgmlType::kQ4_0, 64, 24, 3);  // 24 rows: not a multiple of 16
   EXPECT_FALSE(WantsPacking(q4.view));

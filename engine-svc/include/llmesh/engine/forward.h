@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <vector>
 
@@ -70,6 +71,8 @@ class ForwardContext {
   // MatMul on the pool, or on the calling thread alone when the product is
   // too small to repay waking the workers.
   void Mm(const WeightView& w, const float* x, int64_t n_tok, float* y);
+  void MmMany(std::initializer_list<const WeightView*> ws, const float* x, int64_t n_tok,
+              std::initializer_list<float*> ys);
 
   const Model& model_;
   ThreadPool& pool_;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "llmesh/engine/thread_pool.h"
 #include "llmesh/gguf/ggml_type.h"
@@ -29,6 +30,13 @@ struct WeightView {
 // x: (n_tok, n_in) row-major floats; y: (n_tok, n_out) row-major floats.
 // Work is split over the pool's threads by output rows.
 void MatMul(ThreadPool& pool, const WeightView& w, const float* x, int64_t n_tok, float* y);
+
+// MatMul of several matrices with the same input (a layer's Q, K and V, or
+// its gate and up projections): ys[i] = x * ws[i]. When all are packed, of
+// one type, they share one activation quantization and one parallel region,
+// split by rows over all of them (K and V alone are too small to split well).
+void MatMulMany(ThreadPool& pool, std::span<const WeightView* const> ws, const float* x, int64_t n_tok,
+                std::span<float* const> ys);
 
 // Instruction-set level the kernels dispatch to, chosen once from CPUID.
 enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3 };
