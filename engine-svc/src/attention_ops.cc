@@ -16,6 +16,7 @@
 
 #include "llmesh/engine/matmul.h"
 #include "llmesh/engine/ops.h"
+#include "simd_exp_avx512.h"
 
 namespace llmesh::engine {
 namespace {
@@ -59,25 +60,6 @@ void ScoresAvx512(const float* q, const float* k, size_t ks, int32_t n, int64_t 
   }
 }
 
-// exp(x) for x <= 0 (softmax after subtracting the max): x = n ln2 + r with
-// |r| <= ln2/2, exp(r) by its Taylor series to r^6 (truncation < 1.3e-7
-// relative), times 2^n through vscalefps, which also flushes x < -104 to 0.
-inline __m512 Exp(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);  // ln2, split so n*hi
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);        // is exact
-  __m512 p = _mm512_set1_ps(1.0f / 720);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
-
 void SoftmaxAvx512(float* x, int64_t n) {
   __m512 mv = _mm512_set1_ps(-INFINITY);
   int64_t i = 0;
@@ -87,13 +69,13 @@ void SoftmaxAvx512(float* x, int64_t n) {
   const __m512 m = _mm512_set1_ps(max);
   __m512 sv = _mm512_setzero_ps();
   for (i = 0; i + 16 <= n; i += 16) {
-    const __m512 e = Exp(_mm512_sub_ps(_mm512_loadu_ps(x + i), m));
+    const __m512 e = internal::ExpNonPositive(_mm512_sub_ps(_mm512_loadu_ps(x + i), m));
     _mm512_storeu_ps(x + i, e);
     sv = _mm512_add_ps(sv, e);
   }
   if (i < n) {  // the tail through a masked load: same exp as the body
     const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1);
-    const __m512 e = _mm512_maskz_mov_ps(k, Exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m)));
+    const __m512 e = _mm512_maskz_mov_ps(k, internal::ExpNonPositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m)));
     _mm512_mask_storeu_ps(x + i, k, e);
     sv = _mm512_add_ps(sv, e);
   }

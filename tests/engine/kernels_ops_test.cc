@@ -1,3 +1,4 @@
+#include "llmesh/engine/matmul.h"
 #include "llmesh/engine/ops.h"
 
 #include <cmath>
@@ -52,6 +53,24 @@ TEST(OpsTest, RmsNormSoftmaxSwiglu) {
   add(out.data(), x.data(), w.data(), n);
   scale(out.data(), 2.0f, n);
   for (int64_t i = 0; i < n; ++i) EXPECT_FLOAT_EQ(out[i], 2 * (x[i] + w[i]));
+}
+
+// The AVX-512 SwiGLU computes exp itself: every level against std::exp,
+// including gates far past where exp(-g) overflows a float.
+TEST(OpsTest, SwigluAtEveryLevelAndExtremeGates) {
+  std::vector<float> g = Random(70, 9), u = Random(70, 10);
+  for (float v : {-1000.0f, -120.0f, -88.0f, -20.0f, -1e-3f, 0.0f, 1e-3f, 20.0f, 88.0f, 120.0f, 1000.0f}) g.push_back(v);
+  u.resize(g.size(), 1.5f);
+  for (int level = 0; level <= static_cast<int>(DetectedSimdLevel()); ++level) {
+    SetSimdLevel(static_cast<SimdLevel>(level));
+    std::vector<float> out(g.size());
+    swiglu(out.data(), g.data(), u.data(), static_cast<int64_t>(g.size()));
+    for (size_t i = 0; i < g.size(); ++i) {
+      const double want = g[i] / (1 + std::exp(-double(g[i]))) * u[i];
+      EXPECT_NEAR(out[i], want, 1e-5 * (1 + std::abs(want))) << "g " << g[i] << " level " << level;
+    }
+  }
+  SetSimdLevel(DetectedSimdLevel());
 }
 
 TEST(MemBwTest, MeasuresSomethingPlausible) {
