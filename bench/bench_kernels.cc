@@ -108,8 +108,8 @@ void Register() {
                      GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K}) {
     const std::string name(gguf::ggml_type_name(t));
     for (bool packed : {false, true}) {
-      // Packed rows (weight_pack.h) exist for Q4_0 and Q8_0 on AVX-512 VNNI.
-      if (packed && !WantsPacking(WeightView{t, 32, 16, nullptr, 0})) continue;
+      // Packed rows (weight_pack.h) exist for Q4_0, Q8_0 and Q6_K on AVX-512 VNNI.
+      if (packed && !WantsPacking(WeightView{t, 256, 16, nullptr, 0})) continue;
       const std::string suffix = packed ? "/packed" : "";
       for (int64_t n_tok : {1, 4, 16, 32}) {
         const std::string kind = n_tok == 1 ? "MatVec/" : "MatMul" + std::to_string(n_tok) + "/";

@@ -35,22 +35,50 @@ namespace {
 constexpr size_t ActBytes(int T) { return 40 * static_cast<size_t>(T); }
 
 template <GgmlType kType>
-void InterleaveActs(int T, int64_t n, const uint8_t* x, size_t x_stride, uint8_t* out) {
+__attribute__((target("avx2"))) void InterleaveActs(int T, int64_t n, const uint8_t* x, size_t x_stride,
+                                                    uint8_t* out) {
   const int64_t nb = n / kQK;
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   for (int t = 0; t < T; ++t) {
     const uint8_t* row = x + t * x_stride;
     const int8_t* qs = Q8Qs(row);
     const float* d = Q8D(row, n);
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* o = out + b * ActBytes(T);
-      int32_t sum = 0;
-      for (int k = 0; k < 8; ++k) {
-        std::memcpy(o + 4 * (k * T + t), qs + b * kQK + 4 * k, 4);
-        for (int j = 0; j < 4; ++j) sum += qs[b * kQK + 4 * k + j];
-      }
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + b * kQK));
+      // sum(q) = sum(q + 128) - 32 * 128, the first through vpsadbw
+      const __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(q, flip), _mm256_setzero_si256());
+      const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+      const int32_t sum = static_cast<int32_t>(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
+      alignas(32) int32_t w[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(w), q);
+      for (int k = 0; k < 8; ++k) std::memcpy(o + 4 * (k * T + t), &w[k], 4);
       const int32_t c = -PackedBias(kType) * sum;
       std::memcpy(o + 32 * T + 4 * t, d + b, 4);
       std::memcpy(o + 36 * T + 4 * t, &c, 4);
+    }
+  }
+}
+
+// Q6_K's activations (kQ8K rows, block_q8_K per 256) interleaved likewise,
+// per superblock (ActBytesQ8K(T) bytes):
+//   int32 q[64][T]   bytes 4k..4k+3 of row t's superblock
+//   float d[T]
+//   int32 c[16][T]   -32 * the sum of sub-block j (block_q8_K's bsums)
+constexpr size_t ActBytesQ8K(int T) { return 324 * static_cast<size_t>(T); }
+
+void InterleaveActsQ8K(int T, int64_t n, const uint8_t* x, size_t x_stride, uint8_t* out) {
+  const int64_t nsb = n / kQK_K;
+  for (int t = 0; t < T; ++t) {
+    const auto* blk = reinterpret_cast<const block_q8_K*>(x + t * x_stride);
+    for (int64_t s = 0; s < nsb; ++s) {
+      uint8_t* o = out + s * ActBytesQ8K(T);
+      for (int k = 0; k < 64; ++k) std::memcpy(o + 4 * (k * T + t), blk[s].qs + 4 * k, 4);
+      std::memcpy(o + 256 * T + 4 * t, &blk[s].d, 4);
+      for (int j = 0; j < 16; ++j) {
+        const int32_t c = -PackedBias(GgmlType::kQ6_K) * blk[s].bsums[j];
+        std::memcpy(o + 4 * (65 + j) * T + 4 * t, &c, 4);
+      }
     }
   }
 }
@@ -144,6 +172,43 @@ void PackedKernel(int64_t n, const uint8_t* group, size_t stride, const uint8_t*
     for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + g * kPackRows + t * ldy, acc[g][t]);
 }
 
+// Q6_K: 16 rows x T activation rows. Per 16-weight sub-block j, 4 vpdpbusd
+// from the bias -32 * sum(x), times the rows' int8 scales (vpmulld), summed
+// over the superblock in int32 as the GGUF-row kernels do, so batches and
+// single-token decode give the same logits; then one float scale per
+// superblock. |sum| <= 16 * 127 * 32 * 16 * 127 < 2^31.
+template <int T>
+void PackedKernelQ6K(int64_t n, const uint8_t* group, const uint8_t* acts, float* y, int64_t ldy) {
+  const int64_t nsb = n / kQK_K;
+  const auto* sc = reinterpret_cast<const int8_t*>(group + nsb * kQ6KQsBytes);
+  const auto* d = reinterpret_cast<const uint16_t*>(group + nsb * (kQ6KQsBytes + kQ6KScBytes));
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t s = 0; s < nsb; ++s) {
+    const uint8_t* a = acts + s * ActBytesQ8K(T);
+    const uint8_t* qs = group + s * kQ6KQsBytes;
+    __m512i tot[T];
+    for (int t = 0; t < T; ++t) tot[t] = _mm512_setzero_si512();
+    for (int j = 0; j < 16; ++j) {  // hot loop
+      const __m512i scj =
+          _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(sc + s * kQ6KScBytes + 16 * j)));
+      __m512i isum[T];
+      for (int t = 0; t < T; ++t) isum[t] = BroadcastI32(a + 4 * (65 + j) * T + 4 * t);
+      for (int i = 0; i < 4; ++i) {
+        const __m512i v = _mm512_load_si512(qs + 64 * (4 * j + i));
+        for (int t = 0; t < T; ++t) isum[t] = DpbusdBroadcast(isum[t], v, a + 4 * ((4 * j + i) * T + t));
+      }
+      for (int t = 0; t < T; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(isum[t], scj));
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + s * kPackRows)));
+    for (int t = 0; t < T; ++t) {
+      const __m512 dwx = _mm512_mul_ps(dw, BroadcastF32(a + 256 * T + 4 * t));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[t]), dwx, acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
 #pragma GCC pop_options
 
 // The calling thread's interleaved activations, reused across calls.
@@ -160,6 +225,31 @@ uint8_t* ActScratch(size_t bytes) {
     buf.p = static_cast<uint8_t*>(std::aligned_alloc(64, buf.cap));
   }
   return buf.p;
+}
+
+// The nt activation rows as runs of 8, then one of 4, 2 and 1 as the count
+// needs, each interleaved into the thread's scratch by `interleave(T, x, out)`
+// (`bytes_per_row`: one row's interleaved bytes).
+struct Run {
+  int t0, T;
+  const uint8_t* acts;
+};
+struct Runs {
+  Run run[kQK];  // nt <= 64 (MatMul's token chunk) gives at most 11
+  int n = 0;
+};
+template <class Interleave>
+Runs SplitRuns(const uint8_t* x, size_t xs, int nt, size_t bytes_per_row, Interleave interleave) {
+  Runs runs;
+  uint8_t* scratch = ActScratch(bytes_per_row * nt);
+  for (int t = 0, size = 8; t < nt;) {
+    while (t + size > nt) size /= 2;
+    runs.run[runs.n++] = {t, size, scratch};
+    interleave(size, x + t * xs, scratch);
+    scratch += bytes_per_row * size;
+    t += size;
+  }
+  return runs;
 }
 
 template <GgmlType kType>
@@ -179,22 +269,9 @@ void Groups(int64_t n, const PackedSegment& seg, const uint8_t* acts, int T, int
 
 template <GgmlType kType>
 void PackedTile(int64_t n, const PackedSegment* segs, int n_segs, const uint8_t* x, size_t xs, int nt) {
-  const int64_t nb = n / kQK;
-  // Runs of 8 activation rows, then one of 4, 2 and 1 as the count needs.
-  struct Run {
-    int t0, T;
-    const uint8_t* acts;
-  };
-  Run runs[kQK];  // nt <= 64 (MatMul's token chunk) gives at most 11 runs
-  int n_runs = 0;
-  uint8_t* scratch = ActScratch(ActBytes(1) * nb * nt);
-  for (int t = 0, size = 8; t < nt;) {
-    while (t + size > nt) size /= 2;
-    runs[n_runs++] = {t, size, scratch};
-    InterleaveActs<kType>(size, n, x + t * xs, xs, scratch);
-    scratch += ActBytes(size) * nb;
-    t += size;
-  }
+  const Runs runs = SplitRuns(x, xs, nt, ActBytes(1) * (n / kQK), [&](int T, const uint8_t* xt, uint8_t* out) {
+    InterleaveActs<kType>(T, n, xt, xs, out);
+  });
   for (int s = 0; s < n_segs; ++s) {
     const PackedSegment& seg = segs[s];
     int64_t g = seg.g0;
@@ -202,12 +279,34 @@ void PackedTile(int64_t n, const PackedSegment* segs, int n_segs, const uint8_t*
       constexpr int kDecodeGroups = 4;
       const size_t stride = PackedGroupStride(kType, n);
       for (; g + kDecodeGroups <= seg.g1; g += kDecodeGroups)
-        PackedKernel<kType, kDecodeGroups, 1>(n, seg.packed + g * stride, stride, runs[0].acts,
+        PackedKernel<kType, kDecodeGroups, 1>(n, seg.packed + g * stride, stride, runs.run[0].acts,
                                               seg.y + (g - seg.g0) * kPackRows, seg.ldy);
     }
     // Group-major: a group's weights stay in L1/L2 across the runs.
     for (; g < seg.g1; ++g)
-      for (int i = 0; i < n_runs; ++i) Groups<kType>(n, seg, runs[i].acts, runs[i].T, runs[i].t0, g, g + 1);
+      for (int i = 0; i < runs.n; ++i) Groups<kType>(n, seg, runs.run[i].acts, runs.run[i].T, runs.run[i].t0, g, g + 1);
+  }
+}
+
+void PackedTileQ6K(int64_t n, const PackedSegment* segs, int n_segs, const uint8_t* x, size_t xs, int nt) {
+  const size_t stride = PackedGroupStride(GgmlType::kQ6_K, n);
+  const Runs runs = SplitRuns(x, xs, nt, ActBytesQ8K(1) * (n / kQK_K), [&](int T, const uint8_t* xt, uint8_t* out) {
+    InterleaveActsQ8K(T, n, xt, xs, out);
+  });
+  for (int sg = 0; sg < n_segs; ++sg) {
+    const PackedSegment& seg = segs[sg];
+    for (int64_t g = seg.g0; g < seg.g1; ++g) {
+      const uint8_t* group = seg.packed + g * stride;
+      for (int i = 0; i < runs.n; ++i) {
+        float* y = seg.y + (g - seg.g0) * kPackRows + runs.run[i].t0 * seg.ldy;
+        switch (runs.run[i].T) {
+          case 8: PackedKernelQ6K<8>(n, group, runs.run[i].acts, y, seg.ldy); break;
+          case 4: PackedKernelQ6K<4>(n, group, runs.run[i].acts, y, seg.ldy); break;
+          case 2: PackedKernelQ6K<2>(n, group, runs.run[i].acts, y, seg.ldy); break;
+          default: PackedKernelQ6K<1>(n, group, runs.run[i].acts, y, seg.ldy); break;
+        }
+      }
+    }
   }
 }
 
@@ -217,6 +316,7 @@ PackedTileFn Avx512VnniPackedTile(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_0: return &PackedTile<GgmlType::kQ4_0>;
     case GgmlType::kQ8_0: return &PackedTile<GgmlType::kQ8_0>;
+    case GgmlType::kQ6_K: return &PackedTileQ6K;
     default: return nullptr;
   }
 }

@@ -26,13 +26,27 @@ namespace llmesh::engine::internal {
 
 constexpr int kPackRows = 16;
 
-// Types with a packed layout: dot(block) = d * sum((u - kBias) * x).
-constexpr bool HasPackedLayout(GgmlType type) { return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0; }
+// Q6_K (the output matrix of most llama.cpp quantizations) packs per
+// 256-element superblock s instead, weights stored whole as bytes:
+//   qs[nsb][64][64]    vector k: weights 4k..4k+3 of each row, u = q (0..63)
+//   sc[nsb][16][16]    int8 scale of 16-weight sub-block j of row r at [j][r]
+//   d[nsb][16]         fp16 superblock scales
+// At 8 bits per weight it is 30% more bytes than the GGUF rows, so single
+// token decode (bandwidth-bound) keeps reading those: see PackedForDecode.
+
+// Types with a packed layout. 32-blocks: dot(block) = d * sum((u - kBias) x).
+constexpr bool HasPackedLayout(GgmlType type) {
+  return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0 || type == GgmlType::kQ6_K;
+}
+constexpr bool PackedForDecode(GgmlType type) { return type != GgmlType::kQ6_K; }
 constexpr int PackedQsBytes(GgmlType type) { return type == GgmlType::kQ4_0 ? 256 : 512; }
-constexpr int PackedBias(GgmlType type) { return type == GgmlType::kQ4_0 ? 8 : 128; }
+constexpr int PackedBias(GgmlType type) { return type == GgmlType::kQ4_0 ? 8 : type == GgmlType::kQ8_0 ? 128 : 32; }
+constexpr int kQ6KQsBytes = 4096, kQ6KScBytes = 256;
 
 inline size_t PackedGroupStride(GgmlType type, int64_t n_in) {
-  const size_t bytes = static_cast<size_t>(n_in / kQK) * (PackedQsBytes(type) + 2 * kPackRows);
+  const size_t bytes = type == GgmlType::kQ6_K
+                           ? static_cast<size_t>(n_in / kQK_K) * (kQ6KQsBytes + kQ6KScBytes + 2 * kPackRows)
+                           : static_cast<size_t>(n_in / kQK) * (PackedQsBytes(type) + 2 * kPackRows);
   return (bytes + 63) & ~size_t{63};
 }
 

@@ -52,7 +52,42 @@ void PackBlockQ8_0(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs
   }
 }
 
+// Superblock s of 16 Q6_K rows: weights whole (u = q, 0..63), scales by
+// sub-block. Element e of a superblock: low nibble from ql, high 2 bits from
+// qh, as in dequantize_row_q6_K.
+void PackSuperblockQ6K(const uint8_t* rows, size_t row_bytes, int64_t s, uint8_t* qs, int8_t* sc, ggml_half* d) {
+  for (int r = 0; r < kPackRows; ++r) {
+    const block_q6_K& blk = reinterpret_cast<const block_q6_K*>(rows + r * row_bytes)[s];
+    d[r] = blk.d;
+    for (int j = 0; j < 16; ++j) sc[16 * j + r] = blk.scales[j];
+    for (int e = 0; e < kQK_K; ++e) {
+      const int h = e / 128, c = (e % 128) / 32, l = e % 32;
+      const int lo = (blk.ql[64 * h + 32 * (c & 1) + l] >> (4 * (c >> 1))) & 0xF;
+      const int hi = (blk.qh[32 * h + l] >> (2 * c)) & 3;
+      qs[64 * (e / 4) + 4 * r + e % 4] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+  }
+}
+
+void PackGroupsQ6K(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
+  const size_t stride = internal::PackedGroupStride(w.type, w.n_in);
+  const int64_t nsb = w.n_in / kQK_K;
+  const size_t used = static_cast<size_t>(nsb) * (internal::kQ6KQsBytes + internal::kQ6KScBytes + 2 * kPackRows);
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* rows = static_cast<const uint8_t*>(w.data) + g * kPackRows * w.row_bytes;
+    uint8_t* group = out + g * stride;
+    auto* sc = reinterpret_cast<int8_t*>(group + nsb * internal::kQ6KQsBytes);
+    auto* d = reinterpret_cast<ggml_half*>(group + nsb * (internal::kQ6KQsBytes + internal::kQ6KScBytes));
+    for (int64_t s = 0; s < nsb; ++s) {
+      PackSuperblockQ6K(rows, w.row_bytes, s, group + s * internal::kQ6KQsBytes, sc + s * internal::kQ6KScBytes,
+                        d + s * kPackRows);
+    }
+    std::memset(group + used, 0, stride - used);
+  }
+}
+
 void PackGroups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
+  if (w.type == GgmlType::kQ6_K) return PackGroupsQ6K(w, g0, g1, out);
   const size_t stride = internal::PackedGroupStride(w.type, w.n_in);
   const int qs_bytes = internal::PackedQsBytes(w.type);
   const int64_t nb = w.n_in / kQK;
@@ -78,7 +113,8 @@ void PackedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
 
 bool WantsPacking(const WeightView& w) {
   static const bool disabled = std::getenv("LLMESH_NO_REPACK") != nullptr;
-  return !disabled && internal::HasPackedLayout(w.type) && w.n_out % kPackRows == 0 && w.n_in % kQK == 0 &&
+  return !disabled && internal::HasPackedLayout(w.type) && w.n_out % kPackRows == 0 &&
+         w.n_in % (w.type == GgmlType::kQ6_K ? kQK_K : kQK) == 0 &&
          w.packed == nullptr && DetectedSimdLevel() >= SimdLevel::kAvx512Vnni;
 }
 
@@ -100,7 +136,9 @@ void PackedWeights::Pack(WeightView* w, const gguf::GgufFile* source) {
   buffers_.emplace_back(buf);
   bytes_ += total;
   w->packed = buf;
-  if (source != nullptr) source->DropPages(w->data, w->row_bytes * static_cast<size_t>(w->n_out));
+  if (source != nullptr && internal::PackedForDecode(w->type)) {
+    source->DropPages(w->data, w->row_bytes * static_cast<size_t>(w->n_out));
+  }
 }
 
 }  // namespace llmesh::engine

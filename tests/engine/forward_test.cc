@@ -128,13 +128,13 @@ TEST(Forward, BatchedSequencesEqualEachAlone) {
   }
 }
 
-// Q4_0 / Q8_0 matrices are repacked at load on AVX-512 VNNI CPUs and the
-// batched kernels read the packed copy: the logits match the GGUF-row
+// Q4_0 / Q8_0 / Q6_K matrices are repacked at load on AVX-512 VNNI CPUs and
+// the batched kernels read the packed copy: the logits match the GGUF-row
 // kernels (forced by a lower SIMD level), and every token of a 13-sequence
 // batch (runs of 8, 4 and 1 in the packed kernel) matches its decode alone.
 TEST(Forward, PackedWeightsMatchRowMajorKernelsInEveryBatchShape) {
   if (DetectedSimdLevel() < SimdLevel::kAvx512Vnni) GTEST_SKIP() << "no AVX-512 VNNI: nothing is packed";
-  for (gguf::GgmlType type : {gguf::GgmlType::kQ4_0, gguf::GgmlType::kQ8_0}) {
+  for (gguf::GgmlType type : {gguf::GgmlType::kQ4_0, gguf::GgmlType::kQ8_0, gguf::GgmlType::kQ6_K}) {
     auto m = LoadOrDie(testing::SynthTiny(Arch::kLlama, type, "packed_" + std::string(gguf::ggml_type_name(type))));
     ASSERT_NE(m, nullptr);
     ASSERT_NE(m->layers()[0].wq.packed, nullptr);
