@@ -7,7 +7,9 @@
 //   bench_serving --benchmark_filter=Serve/16
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 
 #include <benchmark/benchmark.h>
@@ -60,6 +62,12 @@ double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
+}
+
+// Aggregate tok/s per stream count, for the ratios printed after the run.
+std::map<int, double>& AggregateByStreams() {
+  static std::map<int, double> m;
+  return m;
 }
 
 void Serve(benchmark::State& state) {
@@ -120,6 +128,7 @@ void Serve(benchmark::State& state) {
   }
   state.counters["streams"] = n_streams;
   state.counters["agg_tok_per_s"] = seconds > 0 ? tokens / seconds : 0;
+  AggregateByStreams()[n_streams] = seconds > 0 ? tokens / seconds : 0;
   state.counters["ttft_p50_ms"] = Percentile(ttft, 0.5);
   state.counters["ttft_p99_ms"] = Percentile(ttft, 0.99);
   state.counters["itl_p50_ms"] = Percentile(itl, 0.5);
@@ -130,4 +139,16 @@ BENCHMARK(Serve)->Arg(1)->Arg(4)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  // Batching's gain, from this run: aggregate throughput against one stream's.
+  const auto& agg = AggregateByStreams();
+  if (auto one = agg.find(1); one != agg.end() && one->second > 0) {
+    for (const auto& [streams, tps] : agg) {
+      if (streams > 1) std::printf("%2d streams: %.2fx the single-stream throughput\n", streams, tps / one->second);
+    }
+  }
+  return 0;
+}
