@@ -107,8 +107,8 @@ inline __m512i BroadcastI32(const uint8_t* p) {
   return _mm512_set1_epi32(v);
 }
 // vpdpbusd with its activation operand broadcast from memory ({1to16}).
-// GCC emits a separate vpbroadcastd per product instead, and those 64 extra
-// instructions per block and 8 rows held the loop at ~60% of vpdpbusd's peak.
+// GCC emits a separate vpbroadcastd per product instead: 64 more
+// instructions per block and 8 rows, ~7% of a 16-row batch's matmul time.
 inline __m512i DpbusdBroadcast(__m512i acc, __m512i v, const uint8_t* p) {
   using I32 = int32_t __attribute__((may_alias));
   __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(v), "m"(*reinterpret_cast<const I32*>(p)));
