@@ -211,22 +211,6 @@ void PackedKernelQ6K(int64_t n, const uint8_t* group, const uint8_t* acts, float
 
 #pragma GCC pop_options
 
-// The calling thread's interleaved activations, reused across calls.
-uint8_t* ActScratch(size_t bytes) {
-  struct Buf {
-    uint8_t* p = nullptr;
-    size_t cap = 0;
-    ~Buf() { std::free(p); }
-  };
-  thread_local Buf buf;
-  if (bytes > buf.cap) {
-    std::free(buf.p);
-    buf.cap = (bytes + 4095) & ~size_t{4095};
-    buf.p = static_cast<uint8_t*>(std::aligned_alloc(64, buf.cap));
-  }
-  return buf.p;
-}
-
 // The nt activation rows as runs of 8, then one of 4, 2 and 1 as the count
 // needs, each interleaved into the thread's scratch by `interleave(T, x, out)`
 // (`bytes_per_row`: one row's interleaved bytes).
@@ -241,7 +225,7 @@ struct Runs {
 template <class Interleave>
 Runs SplitRuns(const uint8_t* x, size_t xs, int nt, size_t bytes_per_row, Interleave interleave) {
   Runs runs;
-  uint8_t* scratch = ActScratch(bytes_per_row * nt);
+  uint8_t* scratch = ThreadScratch<kScratchPackedActs>(bytes_per_row * nt);
   for (int t = 0, size = 8; t < nt;) {
     while (t + size > nt) size /= 2;
     runs.run[runs.n++] = {t, size, scratch};

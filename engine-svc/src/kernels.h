@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 
 #include "llmesh/engine/quants.h"
 
@@ -22,6 +23,25 @@ enum class ActKind {
   kQ8,
   kQ8K,   // block_q8_K[n/256]
 };
+
+// The calling thread's reusable 64-byte-aligned buffer number kSlot: the hot
+// path allocates nothing per call. Grows, never shrinks.
+enum ScratchSlot { kScratchActs = 0, kScratchPackedActs = 1 };
+template <int kSlot>
+uint8_t* ThreadScratch(size_t bytes) {
+  struct Buf {
+    uint8_t* p = nullptr;
+    size_t cap = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf buf;
+  if (bytes > buf.cap) {
+    std::free(buf.p);
+    buf.cap = (bytes + 4095) & ~size_t{4095};
+    buf.p = static_cast<uint8_t*>(std::aligned_alloc(64, buf.cap));
+  }
+  return buf.p;
+}
 
 ActKind ActKindFor(GgmlType type);
 // Bytes of one quantized activation row (a multiple of 64).

@@ -76,23 +76,6 @@ TileFn SelectTile(SimdLevel level, GgmlType type) {
   return fn;
 }
 
-// The calling thread's activation buffer, reused across calls (no per-token
-// allocation); 64-byte aligned for full-width loads.
-uint8_t* ActBuffer(size_t bytes) {
-  struct Buf {
-    uint8_t* p = nullptr;
-    size_t cap = 0;
-    ~Buf() { std::free(p); }
-  };
-  thread_local Buf buf;
-  if (bytes > buf.cap) {
-    std::free(buf.p);
-    buf.cap = (bytes + 4095) & ~size_t{4095};
-    buf.p = static_cast<uint8_t*>(std::aligned_alloc(64, buf.cap));
-  }
-  return buf.p;
-}
-
 // Prefill tiling: a chunk of activation rows stays in L2 while each thread
 // streams its weight rows past it a few rows at a time.
 constexpr int kTokenChunk = 64;
@@ -136,7 +119,7 @@ std::pair<const uint8_t*, size_t> QuantizeActs(ThreadPool& pool, SimdLevel level
                                                int64_t n, int64_t n_tok) {
   if (kind == ActKind::kF32) return {reinterpret_cast<const uint8_t*>(x), n * sizeof(float)};
   const size_t x_stride = internal::ActRowBytes(kind, n);
-  uint8_t* buf = ActBuffer(x_stride * n_tok);
+  uint8_t* buf = internal::ThreadScratch<internal::kScratchActs>(x_stride * n_tok);
   const internal::QuantizeActFn quantize_row = level >= SimdLevel::kAvx512 ? &internal::QuantizeActAvx512
                                                : level >= SimdLevel::kAvx2 ? &internal::QuantizeActAvx2
                                                                            : &internal::QuantizeActScalar;
