@@ -8,7 +8,8 @@
 //
 // Reports aggregate decode tokens/s, time to first token, and per-token
 // latency (the gap between consecutive tokens as the client sees them)
-// p50/p90 for both paths, and the gateway/direct ratios.
+// p50/p90 for both paths, and the gateway/direct ratios; per token: CPU time
+// and context switches of each process, and tokens per message the client got.
 #include <signal.h>
 
 #include <algorithm>
@@ -59,9 +60,25 @@ double CpuMs(pid_t pid) {
   return (ut + st) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// Context switches (voluntary + involuntary) of a process's live threads: on
+// a loaded machine a thread wake-up costs more than the work it wakes up for,
+// and this count does not depend on how busy the machine is.
+double ContextSwitches(pid_t pid) {
+  double total = 0;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream f(task.path() / "status");
+    std::string line;
+    while (std::getline(f, line))
+      if (line.find("ctxt_switches:") != std::string::npos) total += std::stod(line.substr(line.find(':') + 1));
+  }
+  return total;
+}
+
 struct Sample {
   double seconds = 0;
   int64_t tokens = 0;
+  int64_t messages = 0;  // with at least one token: tokens / messages shows coalescing
   std::vector<double> ttft_ms, gap_ms;
 };
 
@@ -94,7 +111,7 @@ std::unique_ptr<Subprocess> Start(const std::string& bin, const std::vector<std:
 template <typename Reader, typename Resp>
 void Drain(Reader& reader, Resp& resp, Clock::time_point start, Sample& s, std::mutex& mu) {
   std::vector<double> ttft, gaps;
-  int64_t n = 0;
+  int64_t n = 0, msgs = 0;
   Clock::time_point last = start;
   while (reader->Read(&resp)) {
     int k = resp.tokens_size();
@@ -110,11 +127,13 @@ void Drain(Reader& reader, Resp& resp, Clock::time_point start, Sample& s, std::
     }
     last = now;
     n += k;
+    ++msgs;
   }
   auto st = reader->Finish();
   if (!st.ok()) std::fprintf(stderr, "stream failed: %s\n", st.error_message().c_str());
   std::lock_guard lock(mu);
   s.tokens += n;
+  s.messages += msgs;
   s.ttft_ms.insert(s.ttft_ms.end(), ttft.begin(), ttft.end());
   s.gap_ms.insert(s.gap_ms.end(), gaps.begin(), gaps.end());
 }
@@ -219,16 +238,20 @@ int main(int argc, char** argv) {
   std::vector<double> tps[3];
   // CPU ms spent by engine, gateway(s), tokenizer during each path's runs.
   double cpu[3][3] = {};
+  double csw[3][2] = {};  // engine, gateway
   pid_t pids[3][3] = {{eng->pid(), gw->pid(), tok->pid()}, {eng->pid(), gw->pid(), tok->pid()},
                       {eng->pid(), gwl->pid(), tok->pid()}};
   for (int r = 0; r < a.reps; ++r) {
     for (int p = 0; p < 3; ++p) {
       double before[3];
       for (int k = 0; k < 3; ++k) before[k] = CpuMs(pids[p][k]);
+      double csw_before[2] = {ContextSwitches(pids[p][0]), ContextSwitches(pids[p][1])};
       Sample s = Run(paths[p], *engine, a);
       for (int k = 0; k < 3; ++k) cpu[p][k] += CpuMs(pids[p][k]) - before[k];
+      for (int k = 0; k < 2; ++k) csw[p][k] += ContextSwitches(pids[p][k]) - csw_before[k];
       tps[p].push_back(s.tokens / s.seconds);
       acc[p].tokens += s.tokens;
+      acc[p].messages += s.messages;
       acc[p].seconds += s.seconds;
       acc[p].ttft_ms.insert(acc[p].ttft_ms.end(), s.ttft_ms.begin(), s.ttft_ms.end());
       acc[p].gap_ms.insert(acc[p].gap_ms.end(), s.gap_ms.begin(), s.gap_ms.end());
@@ -236,16 +259,18 @@ int main(int argc, char** argv) {
   }
   std::printf("stories260K, %d streams x %d tokens, %d reps, engine threads %d\n", a.streams, a.tokens, a.reps,
               a.threads);
-  std::printf("%-9s %9s %9s %9s %9s %9s %9s %8s %8s %8s\n", "path", "tok/s", "tok/s p50", "ttft p50", "tok p50",
-              "tok p90", "tok p99", "cpu eng", "cpu gw", "cpu tok");
-  std::printf("%-9s %9s %9s %9s %9s %9s %9s %8s %8s %8s\n", "", "", "", "ms", "ms", "ms", "ms", "us/tok", "us/tok",
-              "us/tok");
+  std::printf("%-9s %9s %9s %9s %9s %9s %9s %8s %8s %8s %7s %7s %7s\n", "path", "tok/s", "tok/s p50", "ttft p50",
+              "tok p50", "tok p90", "tok p99", "cpu eng", "cpu gw", "cpu tok", "tok/msg", "csw eng", "csw gw");
+  std::printf("%-9s %9s %9s %9s %9s %9s %9s %8s %8s %8s %7s %7s %7s\n", "", "", "", "ms", "ms", "ms", "ms", "us/tok",
+              "us/tok", "us/tok", "", "/tok", "/tok");
   for (int p = 0; p < 3; ++p) {
     const Sample& s = acc[p];
     double t = static_cast<double>(s.tokens);
-    std::printf("%-9s %9.0f %9.0f %9.3f %9.3f %9.3f %9.3f %8.1f %8.1f %8.1f\n", names[p], s.tokens / s.seconds,
-                Pct(tps[p], 0.5), Pct(s.ttft_ms, 0.5), Pct(s.gap_ms, 0.5), Pct(s.gap_ms, 0.9), Pct(s.gap_ms, 0.99),
-                cpu[p][0] * 1000 / t, p ? cpu[p][1] * 1000 / t : 0.0, p == 1 ? cpu[p][2] * 1000 / t : 0.0);
+    std::printf("%-9s %9.0f %9.0f %9.3f %9.3f %9.3f %9.3f %8.1f %8.1f %8.1f %7.2f %7.2f %7.2f\n", names[p],
+                s.tokens / s.seconds, Pct(tps[p], 0.5), Pct(s.ttft_ms, 0.5), Pct(s.gap_ms, 0.5), Pct(s.gap_ms, 0.9),
+                Pct(s.gap_ms, 0.99), cpu[p][0] * 1000 / t, p ? cpu[p][1] * 1000 / t : 0.0,
+                p == 1 ? cpu[p][2] * 1000 / t : 0.0, s.messages > 0 ? t / static_cast<double>(s.messages) : 0.0,
+                csw[p][0] / t, p ? csw[p][1] / t : 0.0);
   }
   double direct = acc[0].tokens / acc[0].seconds;
   for (int p = 1; p < 3; ++p)

@@ -6,6 +6,7 @@
 #include "llmesh/common/logging.h"
 #include "llmesh/rpc/channel.h"
 #include "llmesh/rpc/status.h"
+#include "generate_request.h"
 #include "proto_convert.h"
 #include "spdlog/spdlog.h"
 
@@ -147,44 +148,15 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   };
 
   GenerateReactor(Engine& engine, const v1::GenerateRequest& req, grpc::CallbackServerContext* ctx) {
-    auto lm = engine.Get(req.model());
-    if (!lm.ok()) {
-      Finish(rpc::ToGrpcStatus(lm.status()));
+    auto prepared = PrepareGeneration(engine, req, rpc::RequestIdOf(*ctx));
+    if (!prepared.ok()) {
+      Finish(rpc::ToGrpcStatus(prepared.status()));
       return;
     }
-    model_ = *lm;
-    if (auto st = model_->CheckGenerative(); !st.ok()) {
-      Finish(rpc::ToGrpcStatus(st));
-      return;
-    }
-    GenerationRequest g;
-    if (!req.prompt_token_ids().empty() && !req.prompt_text().empty()) {
-      Finish(rpc::ToGrpcStatus(absl::InvalidArgumentError("give prompt_token_ids or prompt_text, not both")));
-      return;
-    }
-    if (!req.prompt_text().empty()) {
-      auto ids = model_->tokenizer->Encode(req.prompt_text(), /*add_special=*/true, /*parse_special=*/false);
-      if (!ids.ok()) {
-        Finish(rpc::ToGrpcStatus(ids.status()));
-        return;
-      }
-      g.prompt = std::move(*ids);
-    } else {
-      g.prompt.assign(req.prompt_token_ids().begin(), req.prompt_token_ids().end());
-    }
-    if (req.top_logprobs() < 0 || req.top_logprobs() > 20) {
-      Finish(rpc::ToGrpcStatus(absl::InvalidArgumentError("top_logprobs must be in 0..20")));
-      return;
-    }
-    g.sampling = ToSamplingConfig(req.sampling(), req.top_logprobs());
-    g.max_tokens = req.stopping().max_tokens();
-    g.stop_token_ids.assign(req.stopping().stop_token_ids().begin(), req.stopping().stop_token_ids().end());
-    g.ignore_eos = req.stopping().ignore_eos();
-    g.reject_overflow = req.overflow() == v1::OVERFLOW_POLICY_REJECT;
-    g.n = req.n() == 0 ? 1 : req.n();
-    g.request_id = req.request_id().empty() ? rpc::RequestIdOf(*ctx) : req.request_id();
-    sink_ = std::make_shared<Sink>(this, model_, req.logprobs(), g.n);
-    auto id = model_->scheduler->Submit(std::move(g), sink_);
+    model_ = std::move(prepared->model);
+    int32_t n = prepared->request.n;
+    sink_ = std::make_shared<Sink>(this, model_, req.logprobs(), n);
+    auto id = model_->scheduler->Submit(std::move(prepared->request), sink_);
     if (!id.ok()) {
       sink_->Detach();
       sink_.reset();

@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "generate_mux.h"
 #include "llmesh/engine/engine.h"
 #include "llmesh/v1/engine.grpc.pb.h"
 
@@ -23,6 +24,10 @@ class EngineServiceImpl final : public v1::EngineService::CallbackService {
                                        v1::ListModelsResponse*) override;
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext*,
                                                           const v1::GenerateRequest*) override;
+  grpc::ServerBidiReactor<v1::GenerateMuxRequest, v1::GenerateMuxResponse>* GenerateMux(
+      grpc::CallbackServerContext* ctx) override {
+    return mux_.NewReactor(engine_, ctx);
+  }
   grpc::ServerUnaryReactor* OpenSession(grpc::CallbackServerContext*, const v1::OpenSessionRequest*,
                                         v1::OpenSessionResponse*) override;
   grpc::ServerUnaryReactor* Prefill(grpc::CallbackServerContext*, const v1::PrefillRequest*,
@@ -36,9 +41,14 @@ class EngineServiceImpl final : public v1::EngineService::CallbackService {
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext*, const v1::GetStatsRequest*,
                                      v1::EngineStats*) override;
 
+  // Shutdown has begun: GenerateMux streams take no new generations and end
+  // when their running ones are done (per-request RPCs drain in the server).
+  void Drain() { mux_.Drain(); }
+
  private:
   Engine& engine_;
   std::function<void()> on_models_changed_;
+  MuxHub mux_;
 };
 
 }  // namespace llmesh::engine

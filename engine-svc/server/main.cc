@@ -68,6 +68,9 @@ class Module : public llmesh::rpc::ServiceModule {
     auto reg = llmesh::engine::StartRegistration(*config_, runner, *engine_);  // after the models load
     if (!reg.ok()) return reg.status();
     registration_ = std::move(*reg);
+    // After the deregistration hook (added above): gateways have stopped
+    // routing here by the time GenerateMux streams refuse new generations.
+    runner.OnShutdown([this] { service_->Drain(); });
     return absl::OkStatus();
   }
 

@@ -28,12 +28,12 @@ absl::Status TokenizerError(const grpc::Status& st, const char* what) {
 }
 }  // namespace
 
-// The engine's Generate stream for one attempt. Deletes itself when done.
+// The engine's Generate stream for one call. Deletes itself when done.
 class Generation::EngineCall : public grpc::ClientReadReactor<v1::GenerateResponse> {
  public:
-  EngineCall(std::shared_ptr<Generation> gen, int attempt, std::shared_ptr<grpc::ClientContext> ctx,
+  EngineCall(std::shared_ptr<Generation> gen, int call, std::shared_ptr<grpc::ClientContext> ctx,
              std::shared_ptr<v1::EngineService::Stub> stub, v1::GenerateRequest req)
-      : gen_(std::move(gen)), attempt_(attempt), ctx_(std::move(ctx)), stub_(std::move(stub)), req_(std::move(req)) {
+      : gen_(std::move(gen)), call_(call), ctx_(std::move(ctx)), stub_(std::move(stub)), req_(std::move(req)) {
     stub_->async()->Generate(ctx_.get(), &req_, this);
     StartRead(&resp_);
     StartCall();
@@ -42,26 +42,46 @@ class Generation::EngineCall : public grpc::ClientReadReactor<v1::GenerateRespon
     if (!ok) return;  // OnDone follows
     // Post before the next read so messages reach the strand in order.
     auto g = gen_;
-    int a = attempt_;
-    g->Post([g, a, m = std::move(resp_)]() mutable { g->OnEngineMessage(a, std::move(m)); });
+    int c = call_;
+    g->Post([g, c, m = std::move(resp_)]() mutable { g->OnEngineMessage(c, std::move(m)); });
     resp_.Clear();
     StartRead(&resp_);
   }
   void OnDone(const grpc::Status& s) override {
     auto g = std::move(gen_);
-    int a = attempt_;
+    int c = call_;
     grpc::Status st = s;
     delete this;
-    g->Post([g, a, st] { g->OnEngineDone(a, st); });
+    g->Post([g, c, st] { g->OnEngineDone(c, st); });
   }
 
  private:
   std::shared_ptr<Generation> gen_;
-  int attempt_;
+  int call_;
   std::shared_ptr<grpc::ClientContext> ctx_;
   std::shared_ptr<v1::EngineService::Stub> stub_;
   v1::GenerateRequest req_;
   v1::GenerateResponse resp_;
+};
+
+// One call's events over the worker's GenerateMux stream, onto the strand.
+class Generation::MuxListener : public EngineMux::Listener {
+ public:
+  MuxListener(std::shared_ptr<Generation> gen, int call) : gen_(std::move(gen)), call_(call) {}
+  void OnMessage(v1::GenerateResponse msg) override {
+    auto g = gen_;
+    int c = call_;
+    g->Post([g, c, m = std::move(msg)]() mutable { g->OnEngineMessage(c, std::move(m)); });
+  }
+  void OnDone(const grpc::Status& status) override {
+    auto g = gen_;
+    int c = call_;
+    g->Post([g, c, status] { g->OnEngineDone(c, status); });
+  }
+
+ private:
+  std::shared_ptr<Generation> gen_;
+  int call_;
 };
 
 // tokenizer-svc DetokenizeStream for one completion. A hold keeps it alive
@@ -385,14 +405,32 @@ void Generation::StartAttempt() {
   req.set_logprobs(job_.logprobs);
   req.set_n(job_.n);
   req.set_request_id(request_id_);
-  engine_ctx_ = NewContext();
+  engine_req_ = std::move(req);
   spdlog::debug("event=route request_id={} worker={} attempt={} affinity={} affinity_tokens={}", request_id_,
                 worker_, attempt_, pick->affinity, pick->affinity_tokens);
-  new EngineCall(shared_from_this(), attempt_, engine_ctx_, gw_.pool->Stub(worker_), std::move(req));
+  StartEngineCall(/*try_mux=*/true);
 }
 
-void Generation::OnEngineMessage(int attempt, v1::GenerateResponse msg) {
-  if (finished_ || attempt != attempt_) return;
+void Generation::StartEngineCall(bool try_mux) {
+  ++call_;
+  mux_.reset();
+  engine_ctx_.reset();
+  if (try_mux) {
+    if (auto mux = gw_.pool->Mux(worker_)) {
+      auto id = mux->Start(engine_req_, deadline_, std::make_shared<MuxListener>(shared_from_this(), call_));
+      if (id.ok()) {
+        mux_ = std::move(mux);
+        mux_id_ = *id;
+        return;
+      }
+    }
+  }
+  engine_ctx_ = NewContext();
+  new EngineCall(shared_from_this(), call_, engine_ctx_, gw_.pool->Stub(worker_), engine_req_);
+}
+
+void Generation::OnEngineMessage(int call, v1::GenerateResponse msg) {
+  if (finished_ || call != call_) return;
   int i = msg.index();
   if (i < 0 || i >= static_cast<int>(completions_.size())) return;
   got_first_token_ = true;
@@ -408,8 +446,10 @@ void Generation::OnEngineMessage(int attempt, v1::GenerateResponse msg) {
   PumpDetok(i);
 }
 
-void Generation::OnEngineDone(int attempt, grpc::Status status) {
-  if (attempt != attempt_) return;
+void Generation::OnEngineDone(int call, grpc::Status status) {
+  if (call != call_) return;
+  if (mux_ && status.error_code() == grpc::StatusCode::UNIMPLEMENTED && !got_first_token_ && !finished_)
+    return StartEngineCall(/*try_mux=*/false);  // an engine without GenerateMux: the same attempt over Generate
   if (worker_acquired_) {
     gw_.pool->table().Release(worker_);
     worker_acquired_ = false;
@@ -619,6 +659,7 @@ void Generation::FinishAll(absl::Status status) {
   if (finished_) return;
   finished_ = true;
   if (engine_ctx_) engine_ctx_->TryCancel();  // frees the engine sequence if still running
+  if (mux_) mux_->Cancel(mux_id_);            // the same over GenerateMux (a no-op once it ended)
   if (rag_ctx_) rag_ctx_->TryCancel();
   for (auto& c : completions_) {
     if (c.detok_ctx && !c.done && !status.ok()) c.detok_ctx->TryCancel();

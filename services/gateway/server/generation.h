@@ -1,6 +1,8 @@
 // One generation request through the gateway: admission, retrieval (RagChat:
 // rag-svc Query, chunks added to the system message), prompt (tokenizer-svc
-// Tokenize or ApplyChatTemplate), routing, the engine's Generate stream,
+// Tokenize or ApplyChatTemplate), routing, the engine's stream (over the
+// worker's shared GenerateMux stream, engine_mux.h; Generate of its own for a
+// worker without it),
 // detokenization (tokenizer-svc DetokenizeStream, one stream per completion;
 // or in-process when the gateway sees the model directory, see local_vocab),
 // stop strings, tool calls (tool_calls.h: a call's text is held back and sent
@@ -86,15 +88,17 @@ class Generation : public std::enable_shared_from_this<Generation> {
   // Strand plumbing, used by the RPC reactors.
   void Post(std::function<void()> fn);
 
-  // Events (strand only).
-  void OnEngineMessage(int attempt, v1::GenerateResponse msg);
-  void OnEngineDone(int attempt, grpc::Status status);
+  // Events (strand only). `call` tells the engine streams of one request
+  // apart (retries, a fallback to Generate): a finished one's late events are dropped.
+  void OnEngineMessage(int call, v1::GenerateResponse msg);
+  void OnEngineDone(int call, grpc::Status status);
   void OnDetokWriteDone(int index, bool ok);
   void OnDetokDelta(int index, std::string delta);
   void OnDetokDone(int index, grpc::Status status);
 
  private:
   class EngineCall;
+  class MuxListener;
   class DetokCall;
   struct Completion {
     DetokCall* detok = nullptr;             // valid until ReleaseDetok
@@ -128,6 +132,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
   void OnPrompt(absl::StatusOr<std::vector<int32_t>> ids);
   void StartDetokenizers();
   void StartAttempt();
+  void StartEngineCall(bool try_mux);
   void PumpDetok(int index);
   void PumpLocal(int index);
   // Text for `tokens` is known: stop strings, then out to the client.
@@ -163,7 +168,11 @@ class Generation : public std::enable_shared_from_this<Generation> {
   std::set<std::string> tried_;
   std::string worker_;  // current attempt's worker ("" when none)
   bool worker_acquired_ = false;
-  std::shared_ptr<grpc::ClientContext> engine_ctx_;
+  int call_ = 0;
+  v1::GenerateRequest engine_req_;  // this attempt's, kept for a fallback to Generate
+  std::shared_ptr<grpc::ClientContext> engine_ctx_;  // Generate
+  std::shared_ptr<EngineMux> mux_;                   // or GenerateMux
+  uint64_t mux_id_ = 0;
   bool got_first_token_ = false;
   int32_t cached_prompt_tokens_ = 0;
   absl::Time last_emit_ = absl::InfinitePast();

@@ -10,6 +10,7 @@
 #include "grpc_service.h"
 #include "http_server.h"
 #include "llmesh/common/logging.h"
+#include "llmesh/rpc/callback_threads.h"
 #include "llmesh/rpc/channel.h"
 #include "llmesh/rpc/service_main.h"
 #include "spdlog/spdlog.h"
@@ -58,6 +59,8 @@ class Module : public llmesh::rpc::ServiceModule {
         {"max_attempts", "3", "Engine workers tried per request before the first token"},
         {"affinity_min_tokens", "32", "Prompt prefix length from which prefix affinity applies"},
         {"affinity_slack", "2", "Prefix affinity holds while that worker has at most this much more work"},
+        {"callback_threads", "1", "gRPC callback threads to keep; the rest are parked, saving their poller hand-offs "
+                                  "(llmesh/rpc/callback_threads.h). 0: all that gRPC starts"},
     };
   }
 
@@ -81,7 +84,7 @@ class Module : public llmesh::rpc::ServiceModule {
     for (auto st : {geti("max_concurrent", 1, 100000, &max_concurrent), geti("max_queue", 0, 1000000, &max_queue),
                     geti("max_body_bytes", 1024, 1LL << 30, &max_body), geti("http_threads", 0, 4096, &http_threads),
                     geti("max_attempts", 1, 16, &attempts), geti("affinity_min_tokens", 1, 1 << 20, &aff_min),
-                    geti("affinity_slack", 0, 1 << 20, &aff_slack),
+                    geti("affinity_slack", 0, 1 << 20, &aff_slack), geti("callback_threads", 0, 64, &callback_threads_),
                     geti("max_message_bytes", 1024, (1LL << 31) - 1, &max_msg), getd("dns_refresh", &dns_refresh),
                     getd("heartbeat_interval", &heartbeat_interval), getd("heartbeat_timeout", &heartbeat_timeout),
                     getd("health_interval", &health_interval), getd("request_timeout", &gw_.request_timeout)}) {
@@ -176,11 +179,16 @@ class Module : public llmesh::rpc::ServiceModule {
   absl::Status Started(llmesh::rpc::ServerRunner& runner) override {
     pool_->Start();
     if (auto st = http_->Start(); !st.ok()) return st;
+    if (callback_threads_ > 0) {
+      park_ = llmesh::rpc::CallbackThreadPark::Start(*runner.server(), static_cast<int>(callback_threads_));
+      spdlog::info("event=callback_threads kept={} parked={}", callback_threads_, park_->parked());
+    }
     runner.SetServing(true);
     return absl::OkStatus();
   }
 
   void Stopping() override {
+    park_.reset();  // gRPC joins its callback threads once the server and channels go
     // gRPC has drained; let running HTTP generations finish (bounded), then stop.
     absl::Time until = absl::Now() + absl::Seconds(10);
     while (admission_->running() > 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
@@ -200,6 +208,8 @@ class Module : public llmesh::rpc::ServiceModule {
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<GatewayServiceImpl> gateway_;
   std::unique_ptr<WorkerRegistryImpl> registry_;
+  int64_t callback_threads_ = 1;
+  std::unique_ptr<llmesh::rpc::CallbackThreadPark> park_;
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -26,12 +27,18 @@ void WorkerPool::Start() {
 }
 
 void WorkerPool::Stop() {
+  std::vector<std::weak_ptr<EngineMux>> muxes;
   {
     std::lock_guard lock(mu_);
     stop_ = true;
+    muxes.swap(all_muxes_);
+    muxes_.clear();
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // Streams still open would hold gRPC up at exit.
+  for (auto& weak : muxes)
+    if (auto m = weak.lock()) m->Close(absl::Seconds(2));
 }
 
 void WorkerPool::CheckSoon() {
@@ -62,6 +69,23 @@ std::shared_ptr<v1::EngineService::Stub> WorkerPool::Stub(const std::string& add
   auto stub = std::shared_ptr<v1::EngineService::Stub>(v1::EngineService::NewStub(channel));
   stubs_[address] = stub;
   return stub;
+}
+
+std::shared_ptr<EngineMux> WorkerPool::Mux(const std::string& address) {
+  auto stub = Stub(address);
+  int64_t registrations = table_.Registrations(address);
+  std::lock_guard lock(mu_);
+  if (stop_) return nullptr;  // shutting down: Generate, per request
+  auto& [mux, made_for] = muxes_[address];
+  if (!mux || made_for != registrations) {
+    // A new process may speak GenerateMux where the old one did not.
+    mux = std::make_shared<EngineMux>(stub);
+    made_for = registrations;
+    all_muxes_.erase(std::remove_if(all_muxes_.begin(), all_muxes_.end(), [](auto& w) { return w.expired(); }),
+                     all_muxes_.end());
+    all_muxes_.push_back(mux);
+  }
+  return mux;
 }
 
 std::map<std::string, v1::ModelInfo> WorkerPool::Models() const {
@@ -128,9 +152,11 @@ void WorkerPool::PruneChannels() {
       ++it;
       continue;
     }
-    // In-flight calls hold their own reference to the stub and its channel.
+    // In-flight calls hold their own reference to the stub and its channel,
+    // and generations on a mux stream keep it open until they end.
     channels_.erase(it->first);
     channel_registrations_.erase(it->first);
+    muxes_.erase(it->first);
     it = stubs_.erase(it);
   }
 }

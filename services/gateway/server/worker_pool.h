@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "engine_mux.h"
 #include "llmesh/gateway/router.h"
 #include "llmesh/gateway/worker_table.h"
 #include "llmesh/v1/engine.grpc.pb.h"
@@ -44,6 +45,9 @@ class WorkerPool {
 
   WorkerTable& table() { return table_; }
   std::shared_ptr<v1::EngineService::Stub> Stub(const std::string& address);
+  // The worker's GenerateMux stream (engine_mux.h), opened on first use; a
+  // new one for a worker that registered again (a new process).
+  std::shared_ptr<EngineMux> Mux(const std::string& address);
   // Models served by at least one known worker, with the info a worker gave.
   std::map<std::string, v1::ModelInfo> Models() const;
   bool Knows(const std::string& model) const;
@@ -69,6 +73,11 @@ class WorkerPool {
   bool check_now_ = false;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
   std::map<std::string, std::shared_ptr<v1::EngineService::Stub>> stubs_;
+  // With the registration count they were made for. A pruned worker's mux
+  // lives on while its stream has generations (a draining worker finishes
+  // them); every one ever made is closed at Stop.
+  std::map<std::string, std::pair<std::shared_ptr<EngineMux>, int64_t>> muxes_;
+  std::vector<std::weak_ptr<EngineMux>> all_muxes_;
   std::map<std::string, v1::ModelInfo> model_info_;
   // WorkerState::registrations when the channel last saw the worker.
   std::map<std::string, int64_t> channel_registrations_;
