@@ -54,18 +54,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
         pending_.back().set_index(index);
         tail_[index] = static_cast<int32_t>(pending_.size()) - 1 + sent_base_;
       }
-      auto& msg = pending_[tail_[index] - sent_base_];
-      msg.set_finish_reason(ToProto(reason));
-      auto* usage = msg.mutable_usage();
-      usage->set_prompt_tokens(u.prompt_tokens);
-      usage->set_completion_tokens(u.completion_tokens);
-      usage->set_total_tokens(u.prompt_tokens + u.completion_tokens);
-      usage->set_cached_prompt_tokens(u.cached_prompt_tokens);
-      auto* timing = msg.mutable_timing();
-      timing->set_queue_ms(u.queue_ms);
-      timing->set_ttft_ms(u.ttft_ms);
-      timing->set_prefill_ms(u.prefill_ms);
-      timing->set_decode_ms(u.decode_ms);
+      SetFinish(reason, u, &pending_[tail_[index] - sent_base_]);
       tail_[index] = -2;  // finished: nothing more for this index
       ++finished_;
       Action a = NextLocked();

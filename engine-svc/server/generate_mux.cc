@@ -98,18 +98,7 @@ class MuxStream : public std::enable_shared_from_this<MuxStream> {
     {
       std::lock_guard lock(mu_);
       if (!finish_sent_) {
-        v1::GenerateResponse& msg = buffer_.Open(id, index);
-        msg.set_finish_reason(ToProto(reason));
-        auto* usage = msg.mutable_usage();
-        usage->set_prompt_tokens(u.prompt_tokens);
-        usage->set_completion_tokens(u.completion_tokens);
-        usage->set_total_tokens(u.prompt_tokens + u.completion_tokens);
-        usage->set_cached_prompt_tokens(u.cached_prompt_tokens);
-        auto* timing = msg.mutable_timing();
-        timing->set_queue_ms(u.queue_ms);
-        timing->set_ttft_ms(u.ttft_ms);
-        timing->set_prefill_ms(u.prefill_ms);
-        timing->set_decode_ms(u.decode_ms);
+        SetFinish(reason, u, &buffer_.Open(id, index));
         buffer_.Close(id, index);
       }
       auto it = gens_.find(id);

@@ -35,6 +35,20 @@ v1::FinishReason ToProto(FinishReason r) {
   return v1::FINISH_REASON_UNSPECIFIED;
 }
 
+void SetFinish(FinishReason reason, const GenerationUsage& u, v1::GenerateResponse* out) {
+  out->set_finish_reason(ToProto(reason));
+  auto* usage = out->mutable_usage();
+  usage->set_prompt_tokens(u.prompt_tokens);
+  usage->set_completion_tokens(u.completion_tokens);
+  usage->set_total_tokens(u.prompt_tokens + u.completion_tokens);
+  usage->set_cached_prompt_tokens(u.cached_prompt_tokens);
+  auto* timing = out->mutable_timing();
+  timing->set_queue_ms(u.queue_ms);
+  timing->set_ttft_ms(u.ttft_ms);
+  timing->set_prefill_ms(u.prefill_ms);
+  timing->set_decode_ms(u.decode_ms);
+}
+
 void ToProto(const SampleResult& r, bool logprobs, const tokenizer::Tokenizer& tok, v1::GeneratedToken* out) {
   out->set_token_id(r.token);
   if (logprobs) out->set_logprob(r.logprob);
