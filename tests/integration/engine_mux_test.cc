@@ -183,8 +183,11 @@ TEST_F(EngineMuxTest, GenerationsOnOneStreamGiveGeneratesTokensInFewMessages) {
     EXPECT_EQ(g.usage.prompt_tokens(), static_cast<int>(prompts[i].size()));
     tokens += static_cast<int>(g.tokens.size());
   }
-  // A decode step's tokens share a write: far fewer messages than tokens.
-  EXPECT_LT(mux.messages, tokens / 2) << mux.messages << " messages for " << tokens << " tokens";
+  // A decode step's tokens share a write when the flusher finds them all
+  // appended; how many do depends on thread timing (one full-suite run under
+  // load saw more than half), so only "never more messages than tokens" is
+  // asserted here. mux_buffer_test checks the coalescing itself.
+  EXPECT_LE(mux.messages, tokens) << mux.messages << " messages for " << tokens << " tokens";
   mux.Close();
   EXPECT_FALSE(mux.ReadUntil([] { return false; }));
   EXPECT_TRUE(mux.Finish().ok());
