@@ -159,10 +159,11 @@ absl::Status ForwardContext::Decode(const Batch& batch, KvCache& kv, ForwardOutp
     if (auto s = kv.Prepare(seq, r.last + 1); !s.ok()) return s;
   }
 
-  const size_t n_scores = static_cast<size_t>(pool_.n_threads()) * kv.n_ctx();
+  // Per thread: a row of scores for each query head of one K/V head.
+  const size_t n_scores = static_cast<size_t>(pool_.n_threads()) * hp.n_gqa() * kv.n_ctx();
   if (scores_ctx_ < kv.n_ctx() || scores_.size() < n_scores) {
     scores_ctx_ = kv.n_ctx();
-    scores_.assign(static_cast<size_t>(pool_.n_threads()) * scores_ctx_, 0.0f);
+    scores_.assign(n_scores, 0.0f);
   }
   const int32_t n_out = batch.n_outputs();
   out_hidden_.resize(static_cast<size_t>(n_out) * hp.n_embd);
@@ -274,28 +275,35 @@ void ForwardContext::Attention(const Batch& batch, int32_t begin, int32_t T, int
   const int64_t n_gqa = hp.n_gqa();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd_k));
   const int32_t span = kv.span_size();
-  const int64_t n_tasks = static_cast<int64_t>(T) * hp.n_head;
+  // A task is a block of query heads sharing one K/V head (GQA), so each
+  // cached K/V row is loaded once for all of them. Blocks shrink only to give
+  // every thread a few tasks (single-token decode of a model with few K/V heads).
+  int64_t heads = n_gqa;
+  while (heads % 2 == 0 && T * (hp.n_head / heads) < 4 * pool_.n_threads()) heads /= 2;
+  const int64_t blocks = hp.n_head / heads;
+  const int64_t n_tasks = static_cast<int64_t>(T) * blocks;
 
   auto task = [&](int64_t idx, float* scores) {
-    const int32_t t = static_cast<int32_t>(idx / hp.n_head);
-    const int64_t h = idx % hp.n_head;
-    const int64_t kvh = h / n_gqa;  // GQA: n_gqa query heads share one K/V head
+    const int32_t t = static_cast<int32_t>(idx / blocks);
+    const int64_t h0 = idx % blocks * heads;
+    const int64_t kvh = h0 / n_gqa;
     const SeqId seq = batch.seq_id[begin + t];
     const int32_t n_kv = batch.pos[begin + t] + 1;  // causal: positions [0, pos]
-    const float* q = q_.data() + t * n_q + h * hd_k;
-    float* o = att_.data() + t * n_att + h * hd_v;
+    const float* q = q_.data() + t * n_q + h0 * hd_k;
+    float* o = att_.data() + t * n_att + h0 * hd_v;
+    const size_t ss = static_cast<size_t>(scores_ctx_);
 
     // Hot loops: q . k for every cached position, then the weighted sum of
     // the V rows, a span at a time.
     for (int32_t p0 = 0; p0 < n_kv; p0 += span) {
       const KvSpan sp = kv.Span(seq, il, p0, std::min(span, n_kv - p0));
-      attn_scores(q, sp.k + kvh * hd_k, sp.k_stride, sp.n, hd_k, scale, scores + p0);
+      attn_scores(q, heads, sp.k + kvh * hd_k, sp.k_stride, sp.n, hd_k, scale, scores + p0, ss);
     }
-    attn_softmax(scores, n_kv);
-    std::fill_n(o, hd_v, 0.0f);
+    for (int64_t h = 0; h < heads; ++h) attn_softmax(scores + h * ss, n_kv);
+    std::fill_n(o, heads * hd_v, 0.0f);
     for (int32_t p0 = 0; p0 < n_kv; p0 += span) {
       const KvSpan sp = kv.Span(seq, il, p0, std::min(span, n_kv - p0));
-      attn_accumulate(scores + p0, sp.v + kvh * hd_v, sp.v_stride, sp.n, hd_v, o);
+      attn_accumulate(scores + p0, ss, heads, sp.v + kvh * hd_v, sp.v_stride, sp.n, hd_v, o);
     }
   };
 
@@ -308,7 +316,7 @@ void ForwardContext::Attention(const Batch& batch, int32_t begin, int32_t T, int
   }
   // Interleaved so causal prefill (later tokens cost more) spreads evenly.
   pool_.Run([&](int ith, int nth) {
-    float* scores = scores_.data() + static_cast<size_t>(ith) * scores_ctx_;
+    float* scores = scores_.data() + static_cast<size_t>(ith) * n_gqa * scores_ctx_;
     for (int64_t i = ith; i < n_tasks; i += nth) task(i, scores);
   });
 }

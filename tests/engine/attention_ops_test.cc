@@ -29,18 +29,28 @@ class AttentionOpsTest : public ::testing::TestWithParam<SimdLevel> {
   void TearDown() override { SetSimdLevel(DetectedSimdLevel()); }
 };
 
+// Head counts cover the blocks of 4 and every remainder.
+constexpr int64_t kHeadCounts[] = {1, 2, 3, 5, 8};
+
 TEST_P(AttentionOpsTest, ScoresMatchReference) {
   for (int64_t hd : {16, 64, 80, 128, 256, 5}) {
     for (int32_t n : {1, 3, 4, 7, 33}) {
-      const size_t stride = static_cast<size_t>(hd) + 8;  // rows of a wider KV row
-      const auto q = Random(hd, 1), k = Random(stride * n, 2);
-      std::vector<float> s(n);
-      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      attn_scores(q.data(), k.data(), stride, n, hd, scale, s.data());
-      for (int32_t r = 0; r < n; ++r) {
-        double ref = 0;
-        for (int64_t i = 0; i < hd; ++i) ref += double(q[i]) * k[r * stride + i];
-        EXPECT_NEAR(s[r], ref * scale, 1e-5 * std::sqrt(double(hd))) << "hd " << hd << " n " << n << " r " << r;
+      for (int64_t heads : kHeadCounts) {
+        const size_t stride = static_cast<size_t>(hd) + 8;  // rows of a wider KV row
+        const size_t ss = static_cast<size_t>(n) + 3;       // a row per head, wider than n
+        const auto q = Random(hd * heads, 1), k = Random(stride * n, 2);
+        std::vector<float> s(ss * heads, -1.0f);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        attn_scores(q.data(), heads, k.data(), stride, n, hd, scale, s.data(), ss);
+        for (int64_t h = 0; h < heads; ++h) {
+          for (int32_t r = 0; r < n; ++r) {
+            double ref = 0;
+            for (int64_t i = 0; i < hd; ++i) ref += double(q[h * hd + i]) * k[r * stride + i];
+            EXPECT_NEAR(s[h * ss + r], ref * scale, 1e-5 * std::sqrt(double(hd)))
+                << "hd " << hd << " n " << n << " head " << h << " r " << r;
+          }
+          for (size_t r = n; r < ss; ++r) EXPECT_EQ(s[h * ss + r], -1.0f) << "wrote past the row";
+        }
       }
     }
   }
@@ -67,15 +77,20 @@ TEST_P(AttentionOpsTest, SoftmaxMatchesReference) {
 
 TEST_P(AttentionOpsTest, AccumulateMatchesReference) {
   for (int64_t hd : {16, 64, 128, 144, 256, 272, 7}) {
-    const int32_t n = 37;
-    const size_t stride = static_cast<size_t>(hd) * 2;
-    const auto p = Random(n, 4), v = Random(stride * n, 5), o0 = Random(hd, 6);
-    auto o = o0;
-    attn_accumulate(p.data(), v.data(), stride, n, hd, o.data());
-    for (int64_t i = 0; i < hd; ++i) {
-      double ref = o0[i];
-      for (int32_t r = 0; r < n; ++r) ref += double(p[r]) * v[r * stride + i];
-      EXPECT_NEAR(o[i], ref, 1e-5 * std::sqrt(double(n))) << "hd " << hd << " i " << i;
+    for (int64_t heads : kHeadCounts) {
+      const int32_t n = 37;
+      const size_t stride = static_cast<size_t>(hd) * 2;
+      const size_t ps = n + 5;
+      const auto p = Random(ps * heads, 4), v = Random(stride * n, 5), o0 = Random(hd * heads, 6);
+      auto o = o0;
+      attn_accumulate(p.data(), ps, heads, v.data(), stride, n, hd, o.data());
+      for (int64_t h = 0; h < heads; ++h) {
+        for (int64_t i = 0; i < hd; ++i) {
+          double ref = o0[h * hd + i];
+          for (int32_t r = 0; r < n; ++r) ref += double(p[h * ps + r]) * v[r * stride + i];
+          EXPECT_NEAR(o[h * hd + i], ref, 1e-5 * std::sqrt(double(n))) << "hd " << hd << " head " << h << " i " << i;
+        }
+      }
     }
   }
 }
