@@ -34,28 +34,54 @@ namespace {
 //   int32 c[T]      -kBias * sum of row t's block quants
 constexpr size_t ActBytes(int T) { return 40 * static_cast<size_t>(T); }
 
+// Transposes 8 rows of 8 int32 (r[t] = row t) into columns (r[k] = int32 k
+// of every row).
+__attribute__((target("avx2"))) inline void Transpose8x8(__m256i r[8]) {
+  __m256i a[8], b[8];
+  for (int i = 0; i < 8; i += 2) {
+    a[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+    a[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    b[i] = _mm256_unpacklo_epi64(a[i], a[i + 2]);
+    b[i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 2]);
+    b[i + 2] = _mm256_unpacklo_epi64(a[i + 1], a[i + 3]);
+    b[i + 3] = _mm256_unpackhi_epi64(a[i + 1], a[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2x128_si256(b[i], b[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2x128_si256(b[i], b[i + 4], 0x31);
+  }
+}
+
 template <GgmlType kType>
 __attribute__((target("avx2"))) void InterleaveActs(int T, int64_t n, const uint8_t* x, size_t x_stride,
                                                     uint8_t* out) {
   const int64_t nb = n / kQK;
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-  for (int t = 0; t < T; ++t) {
-    const uint8_t* row = x + t * x_stride;
-    const int8_t* qs = Q8Qs(row);
-    const float* d = Q8D(row, n);
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* o = out + b * ActBytes(T);
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + b * kQK));
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* o = out + b * ActBytes(T);
+    __m256i q[8];
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* row = x + t * x_stride;
+      q[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(Q8Qs(row) + b * kQK));
       // sum(q) = sum(q + 128) - 32 * 128, the first through vpsadbw
-      const __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(q, flip), _mm256_setzero_si256());
+      const __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(q[t], flip), _mm256_setzero_si256());
       const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
       const int32_t sum = static_cast<int32_t>(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
-      alignas(32) int32_t w[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(w), q);
-      for (int k = 0; k < 8; ++k) std::memcpy(o + 4 * (k * T + t), &w[k], 4);
       const int32_t c = -PackedBias(kType) * sum;
-      std::memcpy(o + 32 * T + 4 * t, d + b, 4);
+      std::memcpy(o + 32 * T + 4 * t, Q8D(row, n) + b, 4);
       std::memcpy(o + 36 * T + 4 * t, &c, 4);
+    }
+    if (T == 8) {  // batches: a register transpose instead of 64 scattered stores
+      Transpose8x8(q);
+      for (int k = 0; k < 8; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32 * k), q[k]);
+      continue;
+    }
+    for (int t = 0; t < T; ++t) {
+      alignas(32) int32_t w[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(w), q[t]);
+      for (int k = 0; k < 8; ++k) std::memcpy(o + 4 * (k * T + t), &w[k], 4);
     }
   }
 }
@@ -217,21 +243,13 @@ void PackedKernelQ6K(int64_t n, const uint8_t* group, const uint8_t* acts, float
 // The nt activation rows as runs of 8, then one of 4, 2 and 1 as the count
 // needs, each interleaved into the thread's scratch by `interleave(T, x, out)`
 // (`bytes_per_row`: one row's interleaved bytes).
-struct Run {
-  int t0, T;
-  const uint8_t* acts;
-};
-struct Runs {
-  Run run[kQK];  // nt <= 64 (MatMul's token chunk) gives at most 11
-  int n = 0;
-};
 template <class Interleave>
-Runs SplitRuns(const uint8_t* x, size_t xs, int nt, size_t bytes_per_row, Interleave interleave) {
-  Runs runs;
+PackedActs SplitRuns(const uint8_t* x, size_t xs, int nt, size_t bytes_per_row, Interleave interleave) {
+  PackedActs runs;
   uint8_t* scratch = ThreadScratch<kScratchPackedActs>(bytes_per_row * nt);
   for (int t = 0, size = 8; t < nt;) {
     while (t + size > nt) size /= 2;
-    runs.run[runs.n++] = {t, size, scratch};
+    runs.run[runs.n_runs++] = {t, size, scratch};
     interleave(size, x + t * xs, scratch);
     scratch += bytes_per_row * size;
     t += size;
@@ -240,71 +258,77 @@ Runs SplitRuns(const uint8_t* x, size_t xs, int nt, size_t bytes_per_row, Interl
 }
 
 template <GgmlType kType>
-void Groups(int64_t n, const PackedSegment& seg, const uint8_t* acts, int T, int t0, int64_t g, int64_t g1) {
-  const size_t stride = PackedGroupStride(kType, n);
-  for (; g < g1; ++g) {
-    const uint8_t* group = seg.packed + g * stride;
-    float* y = seg.y + (g - seg.g0) * kPackRows + t0 * seg.ldy;
-    switch (T) {
-      case 8: PackedKernel<kType, 1, 8>(n, group, stride, acts, y, seg.ldy); break;
-      case 4: PackedKernel<kType, 1, 4>(n, group, stride, acts, y, seg.ldy); break;
-      case 2: PackedKernel<kType, 1, 2>(n, group, stride, acts, y, seg.ldy); break;
-      default: PackedKernel<kType, 1, 1>(n, group, stride, acts, y, seg.ldy); break;
-    }
-  }
+PackedActs Interleave(int64_t n, const uint8_t* x, size_t xs, int nt) {
+  return SplitRuns(x, xs, nt, ActBytes(1) * (n / kQK),
+                   [&](int T, const uint8_t* xt, uint8_t* out) { InterleaveActs<kType>(T, n, xt, xs, out); });
 }
 
+PackedActs InterleaveQ8K(int64_t n, const uint8_t* x, size_t xs, int nt) {
+  return SplitRuns(x, xs, nt, ActBytesQ8K(1) * (n / kQK_K),
+                   [&](int T, const uint8_t* xt, uint8_t* out) { InterleaveActsQ8K(T, n, xt, xs, out); });
+}
+
+// The kernels of a type as K::Run<T>(n, group, stride, acts, y, ldy), one
+// group against a run of T rows.
 template <GgmlType kType>
-void PackedTile(int64_t n, const PackedSegment* segs, int n_segs, const uint8_t* x, size_t xs, int nt) {
-  const Runs runs = SplitRuns(x, xs, nt, ActBytes(1) * (n / kQK), [&](int T, const uint8_t* xt, uint8_t* out) {
-    InterleaveActs<kType>(T, n, xt, xs, out);
-  });
-  for (int s = 0; s < n_segs; ++s) {
-    const PackedSegment& seg = segs[s];
-    int64_t g = seg.g0;
-    if (nt == 1) {
-      constexpr int kDecodeGroups = 4;
-      const size_t stride = PackedGroupStride(kType, n);
-      for (; g + kDecodeGroups <= seg.g1; g += kDecodeGroups)
-        PackedKernel<kType, kDecodeGroups, 1>(n, seg.packed + g * stride, stride, runs.run[0].acts,
-                                              seg.y + (g - seg.g0) * kPackRows, seg.ldy);
-    }
-    // Group-major: a group's weights stay in L1/L2 across the runs.
-    for (; g < seg.g1; ++g)
-      for (int i = 0; i < runs.n; ++i) Groups<kType>(n, seg, runs.run[i].acts, runs.run[i].T, runs.run[i].t0, g, g + 1);
+struct Kernel32 {
+  template <int T>
+  static void Run(int64_t n, const uint8_t* group, size_t stride, const uint8_t* acts, float* y, int64_t ldy) {
+    PackedKernel<kType, 1, T>(n, group, stride, acts, y, ldy);
   }
-}
+};
+struct KernelQ6K {
+  template <int T>
+  static void Run(int64_t n, const uint8_t* group, size_t, const uint8_t* acts, float* y, int64_t ldy) {
+    PackedKernelQ6K<T>(n, group, acts, y, ldy);
+  }
+};
 
-void PackedTileQ6K(int64_t n, const PackedSegment* segs, int n_segs, const uint8_t* x, size_t xs, int nt) {
-  const size_t stride = PackedGroupStride(GgmlType::kQ6_K, n);
-  const Runs runs = SplitRuns(x, xs, nt, ActBytesQ8K(1) * (n / kQK_K), [&](int T, const uint8_t* xt, uint8_t* out) {
-    InterleaveActsQ8K(T, n, xt, xs, out);
-  });
-  for (int sg = 0; sg < n_segs; ++sg) {
-    const PackedSegment& seg = segs[sg];
-    for (int64_t g = seg.g0; g < seg.g1; ++g) {
-      const uint8_t* group = seg.packed + g * stride;
-      for (int i = 0; i < runs.n; ++i) {
-        float* y = seg.y + (g - seg.g0) * kPackRows + runs.run[i].t0 * seg.ldy;
-        switch (runs.run[i].T) {
-          case 8: PackedKernelQ6K<8>(n, group, runs.run[i].acts, y, seg.ldy); break;
-          case 4: PackedKernelQ6K<4>(n, group, runs.run[i].acts, y, seg.ldy); break;
-          case 2: PackedKernelQ6K<2>(n, group, runs.run[i].acts, y, seg.ldy); break;
-          default: PackedKernelQ6K<1>(n, group, runs.run[i].acts, y, seg.ldy); break;
-        }
+// Groups [g, seg.g1) against every run, group-major: a group's weights stay
+// in L1/L2 across the runs.
+template <GgmlType kType, class K>
+void WalkGroups(int64_t n, const PackedSegment& seg, const PackedActs& acts, int64_t g) {
+  const size_t stride = PackedGroupStride(kType, n);
+  for (; g < seg.g1; ++g) {
+    const uint8_t* group = seg.packed + g * stride;
+    for (int i = 0; i < acts.n_runs; ++i) {
+      const PackedRun& r = acts.run[i];
+      float* y = seg.y + (g - seg.g0) * kPackRows + r.t0 * seg.ldy;
+      switch (r.T) {
+        case 8: K::template Run<8>(n, group, stride, r.acts, y, seg.ldy); break;
+        case 4: K::template Run<4>(n, group, stride, r.acts, y, seg.ldy); break;
+        case 2: K::template Run<2>(n, group, stride, r.acts, y, seg.ldy); break;
+        default: K::template Run<1>(n, group, stride, r.acts, y, seg.ldy); break;
       }
     }
   }
 }
 
+template <GgmlType kType>
+void Groups(int64_t n, const PackedSegment& seg, const PackedActs& acts) {
+  int64_t g = seg.g0;
+  if (acts.n_runs == 1 && acts.run[0].T == 1) {  // decode: 4 groups, 4 memory streams at once
+    constexpr int kDecodeGroups = 4;
+    const size_t stride = PackedGroupStride(kType, n);
+    for (; g + kDecodeGroups <= seg.g1; g += kDecodeGroups)
+      PackedKernel<kType, kDecodeGroups, 1>(n, seg.packed + g * stride, stride, acts.run[0].acts,
+                                            seg.y + (g - seg.g0) * kPackRows, seg.ldy);
+  }
+  WalkGroups<kType, Kernel32<kType>>(n, seg, acts, g);
+}
+
+void GroupsQ6K(int64_t n, const PackedSegment& seg, const PackedActs& acts) {
+  WalkGroups<GgmlType::kQ6_K, KernelQ6K>(n, seg, acts, seg.g0);
+}
+
 }  // namespace
 
-PackedTileFn Avx512VnniPackedTile(GgmlType type) {
+PackedKernels Avx512VnniPacked(GgmlType type) {
   switch (type) {
-    case GgmlType::kQ4_0: return &PackedTile<GgmlType::kQ4_0>;
-    case GgmlType::kQ8_0: return &PackedTile<GgmlType::kQ8_0>;
-    case GgmlType::kQ6_K: return &PackedTileQ6K;
-    default: return nullptr;
+    case GgmlType::kQ4_0: return {&Interleave<GgmlType::kQ4_0>, &Groups<GgmlType::kQ4_0>};
+    case GgmlType::kQ8_0: return {&Interleave<GgmlType::kQ8_0>, &Groups<GgmlType::kQ8_0>};
+    case GgmlType::kQ6_K: return {&InterleaveQ8K, &GroupsQ6K};
+    default: return {nullptr, nullptr};
   }
 }
 

@@ -58,18 +58,29 @@ inline const float* Q8S(const uint8_t* row, int64_t n) { return Q8D(row, n) + n 
 // w rows are w_stride bytes apart, activation rows x_stride bytes apart.
 using TileFn = void (*)(int64_t n, const uint8_t* w, size_t w_stride, int nr, const uint8_t* x,
                         size_t x_stride, int nt, float* y, int64_t ldy);
-// Packed weights (packed_layout.h): groups [g0, g1) of 16 rows of one
-// matrix, results to y (row t of the activations at y + t * ldy, from the
-// segment's first group on).
+// Packed weights (packed_layout.h). A thread interleaves the nt activation
+// rows once into its scratch (PackedActs: runs of 8, 4, 2, 1 rows), then runs
+// any groups of any matrices of that input width against them.
+struct PackedRun {
+  int t0, T;
+  const uint8_t* acts;
+};
+struct PackedActs {
+  PackedRun run[kQK];  // nt <= 64 (MatMul's token chunk) gives at most 11
+  int n_runs = 0;
+};
+// Groups [g0, g1) of 16 rows of one matrix; results to y (row t of the
+// activations at y + t * ldy, from the segment's first group on).
 struct PackedSegment {
   const uint8_t* packed;
   int64_t g0, g1;
   float* y;
   int64_t ldy;
 };
-// Segments of matrices that share the nt activation rows (interleaved once).
-using PackedTileFn = void (*)(int64_t n, const PackedSegment* segs, int n_segs, const uint8_t* x, size_t x_stride,
-                              int nt);
+struct PackedKernels {
+  PackedActs (*interleave)(int64_t n, const uint8_t* x, size_t x_stride, int nt);
+  void (*groups)(int64_t n, const PackedSegment& seg, const PackedActs& acts);
+};
 // Activation quantizer of one row (SIMD levels may speed up kQ8/kQ8K).
 using QuantizeActFn = void (*)(ActKind kind, const float* x, void* dst, int64_t n);
 
@@ -120,7 +131,8 @@ TileFn Avx512Tile(GgmlType type);      // AVX-512F/BW/VL float paths
 TileFn Avx512VnniTile(GgmlType type);  // + VNNI integer paths, BF16 if the CPU has it
 TileFn Avx512VnniKTile(GgmlType type);  // the K-quants (dot_avx512_kquants.cc)
 TileFn Avx2KTile(GgmlType type);        // the K-quants (dot_avx2_kquants.cc)
-PackedTileFn Avx512VnniPackedTile(GgmlType type);  // dot_avx512_packed.cc
+// dot_avx512_packed.cc; nullptr members for a type without a packed layout.
+PackedKernels Avx512VnniPacked(GgmlType type);
 bool CpuHasAvx512Bf16();
 // SIMD activation quantizers (kQ8 and kQ8K; other kinds go to the scalar
 // one). Bit-identical to QuantizeActScalar.

@@ -80,8 +80,6 @@ TileFn SelectTile(SimdLevel level, GgmlType type) {
 // streams its weight rows past it a few rows at a time.
 constexpr int kTokenChunk = 64;
 constexpr int kRowTile = 16;
-// MatMulMany's packed path takes up to this many matrices at once.
-constexpr size_t kMaxMatrices = 4;
 
 }  // namespace
 
@@ -135,32 +133,44 @@ std::pair<const uint8_t*, size_t> QuantizeActs(ThreadPool& pool, SimdLevel level
 }
 
 // All matrices packed, of one type and input width: one parallel region over
-// the groups of all of them, which share each thread's interleaved activations.
-void PackedMatMul(ThreadPool& pool, internal::PackedTileFn tile, std::span<const WeightView* const> ws,
+// the groups of all of them, which share each thread's interleaved
+// activations. Threads take chunks of groups from a shared counter instead of
+// fixed halves: with fixed halves one thread regularly finished a few percent
+// later and the other waited for it at every matmul.
+void PackedMatMul(ThreadPool& pool, const internal::PackedKernels& kernels, std::span<const WeightView* const> ws,
                   const uint8_t* xq, size_t x_stride, int64_t n_tok, std::span<float* const> ys) {
   const int64_t n = ws[0]->n_in;
   int64_t total = 0;
   for (const WeightView* w : ws) total += w->n_out / internal::kPackRows;
-  pool.Run([&](int ith, int nth) {
-    const int64_t lo = total * ith / nth, hi = total * (ith + 1) / nth;
-    internal::PackedSegment segs[kMaxMatrices];
-    int n_segs = 0;
-    int64_t base = 0;
-    for (size_t i = 0; i < ws.size(); ++i) {
-      const int64_t groups = ws[i]->n_out / internal::kPackRows;
-      const int64_t g0 = std::max(lo, base) - base, g1 = std::min(hi, base + groups) - base;
-      if (g0 < g1) segs[n_segs++] = {ws[i]->packed, g0, g1, ys[i] + g0 * internal::kPackRows, ws[i]->n_out};
-      base += groups;
-    }
-    if (n_segs == 0) return;
-    for (int64_t t0 = 0; t0 < n_tok; t0 += kTokenChunk) {
-      const int nt = static_cast<int>(std::min<int64_t>(kTokenChunk, n_tok - t0));
-      internal::PackedSegment chunk[kMaxMatrices];
-      for (int s = 0; s < n_segs; ++s) {
-        chunk[s] = segs[s];
-        chunk[s].y += t0 * segs[s].ldy;
+  // About 8 chunks per thread: enough to even out, few enough that the
+  // counter's cache line does not bounce per few microseconds of work. A
+  // multiple of 4 groups, the decode kernel's step.
+  const int64_t per_chunk = (total + 8 * pool.n_threads() - 1) / (8 * pool.n_threads());
+  const int64_t chunk = std::max<int64_t>(n_tok == 1 ? 16 : 8, (per_chunk + 3) / 4 * 4);
+  const int64_t n_chunks = (total + chunk - 1) / chunk;
+  const int64_t n_tok_chunks = (n_tok + kTokenChunk - 1) / kTokenChunk;
+  std::atomic<int64_t> next{0};
+  pool.Run([&](int, int) {
+    internal::PackedActs acts;
+    int64_t acts_for = -1;  // the token chunk `acts` holds
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_tok_chunks * n_chunks;) {
+      const int64_t tc = i / n_chunks, t0 = tc * kTokenChunk;
+      if (tc != acts_for) {  // the counter only grows, so once per token chunk
+        const int nt = static_cast<int>(std::min<int64_t>(kTokenChunk, n_tok - t0));
+        acts = kernels.interleave(n, xq + t0 * x_stride, x_stride, nt);
+        acts_for = tc;
       }
-      tile(n, chunk, n_segs, xq + t0 * x_stride, x_stride, nt);
+      const int64_t lo = i % n_chunks * chunk, hi = std::min(total, lo + chunk);
+      int64_t base = 0;
+      for (size_t m = 0; m < ws.size(); ++m) {
+        const int64_t groups = ws[m]->n_out / internal::kPackRows;
+        const int64_t g0 = std::max(lo, base) - base, g1 = std::min(hi, base + groups) - base;
+        if (g0 < g1) {
+          const int64_t ldy = ws[m]->n_out;
+          kernels.groups(n, {ws[m]->packed, g0, g1, ys[m] + t0 * ldy + g0 * internal::kPackRows, ldy}, acts);
+        }
+        base += groups;
+      }
     }
   });
 }
@@ -178,15 +188,15 @@ void MatMulMany(ThreadPool& pool, std::span<const WeightView* const> ws, const f
   if (n_tok <= 0 || ws.empty()) return;
   const SimdLevel level = ActiveSimdLevel();
   const WeightView& w0 = *ws[0];
-  bool packed = level >= SimdLevel::kAvx512Vnni && ws.size() <= kMaxMatrices &&
+  bool packed = level >= SimdLevel::kAvx512Vnni &&
                 (n_tok > 1 || internal::PackedForDecode(w0.type));
   for (const WeightView* w : ws) {
     packed = packed && w->packed != nullptr && w->type == w0.type && w->n_in == w0.n_in;
   }
-  const internal::PackedTileFn packed_tile = packed ? internal::Avx512VnniPackedTile(w0.type) : nullptr;
-  if (packed_tile) {
+  const internal::PackedKernels kernels = packed ? internal::Avx512VnniPacked(w0.type) : internal::PackedKernels{};
+  if (kernels.groups) {
     auto [xq, x_stride] = QuantizeActs(pool, level, internal::ActKindFor(w0.type), x, w0.n_in, n_tok);
-    PackedMatMul(pool, packed_tile, ws, xq, x_stride, n_tok, ys);
+    PackedMatMul(pool, kernels, ws, xq, x_stride, n_tok, ys);
     return;
   }
   for (size_t i = 0; i < ws.size(); ++i) {
