@@ -4,11 +4,10 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "llmesh/engine/hparams.h"
-#include "llmesh/engine/quants.h"
 #include "llmesh/gguf/gguf_writer.h"
 #include "spdlog/spdlog.h"
+#include "synth_gguf.h"
 #include "synth_random.h"
 
 namespace llmesh::engine {
@@ -17,6 +16,7 @@ namespace {
 using gguf::GgmlType;
 using internal::HashName;
 using internal::NormalRow;
+using internal::NormalRows;
 
 // The published configs (config.json) of each model.
 const BertSynthShape kShapes[] = {
@@ -112,19 +112,10 @@ std::vector<bool> WordlessTokens(const gguf::GgufFile& vocab, int64_t n_vocab) {
 }  // namespace
 
 absl::StatusOr<BertSynthShape> BertSynthShapeByName(std::string_view name) {
-  for (const BertSynthShape& s : kShapes) {
-    if (s.name == name) return s;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown bert shape '", std::string(name),
-                                                 "' (known: ",
-                                                 absl::StrJoin(BertSynthShapeNames(), ", "), ")"));
+  return internal::ShapeByName<BertSynthShape>(kShapes, name, "bert shape");
 }
 
-std::vector<std::string> BertSynthShapeNames() {
-  std::vector<std::string> names;
-  for (const BertSynthShape& s : kShapes) names.push_back(s.name);
-  return names;
-}
+std::vector<std::string> BertSynthShapeNames() { return internal::ShapeNames<BertSynthShape>(kShapes); }
 
 absl::Status SynthesizeBertModel(const BertSynthOptions& opts, const std::string& out_path) {
   const BertSynthShape& sh = opts.shape;
@@ -132,10 +123,7 @@ absl::Status SynthesizeBertModel(const BertSynthOptions& opts, const std::string
       sh.n_token_types <= 0 || sh.n_embd % sh.n_head != 0 || sh.n_layer > kMaxLayers) {
     return absl::InvalidArgumentError(absl::StrCat("inconsistent bert shape '", sh.name, "'"));
   }
-  if (!IsSupportedType(opts.type) || opts.type == GgmlType::kQ8_1 || opts.type == GgmlType::kQ8_K) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot synthesize weights of type ",
-                                                   std::string(gguf::ggml_type_name(opts.type))));
-  }
+  if (auto s = internal::CheckSynthType(opts.type); !s.ok()) return s;
   if (opts.vocab == nullptr) return absl::InvalidArgumentError("bert synth needs a vocabulary");
   auto toks = opts.vocab->GetStringArray("tokenizer.ggml.tokens");
   if (!toks.ok()) return toks.status();
@@ -145,12 +133,7 @@ absl::Status SynthesizeBertModel(const BertSynthOptions& opts, const std::string
 
   gguf::GgufWriter w;
   const std::string a = "bert";
-  w.SetString("general.architecture", a);
-  w.SetString("general.name", absl::StrCat("synth ", sh.name, bow ? " bag-of-words" : ""));
-  w.SetU32("general.file_type", FileTypeFor(opts.type));
-  if (opts.type != GgmlType::kF32 && opts.type != GgmlType::kF16 && opts.type != GgmlType::kBF16) {
-    w.SetU32("general.quantization_version", 2);
-  }
+  internal::SetGeneralKeys(w, a, absl::StrCat("synth ", sh.name, bow ? " bag-of-words" : ""), opts.type);
   w.SetU32(a + ".context_length", static_cast<uint32_t>(sh.n_ctx));
   w.SetU32(a + ".embedding_length", static_cast<uint32_t>(sh.n_embd));
   w.SetU32(a + ".feed_forward_length", static_cast<uint32_t>(sh.n_ff));
@@ -160,11 +143,7 @@ absl::Status SynthesizeBertModel(const BertSynthOptions& opts, const std::string
   w.SetBool(a + ".attention.causal", false);
   // A bag of words is an average: only mean pooling keeps its meaning.
   w.SetU32(a + ".pooling_type", PoolingTypeValue(bow ? Pooling::kMean : sh.pooling));
-  for (const gguf::KeyValue& kv : opts.vocab->metadata()) {
-    if (kv.key.starts_with("tokenizer.")) {
-      if (auto s = w.CopyKeyValue(kv); !s.ok()) return s;
-    }
-  }
+  if (auto s = internal::CopyTokenizerKeys(*opts.vocab, w); !s.ok()) return s;
   if (!w.HasKey("tokenizer.ggml.token_type_count")) {
     w.SetU32("tokenizer.ggml.token_type_count", static_cast<uint32_t>(sh.n_token_types));
   }
@@ -217,20 +196,14 @@ absl::Status SynthesizeBertModel(const BertSynthOptions& opts, const std::string
                bow ? " (bag of words)" : "", ts.size(), total / 1048576.0, n_vocab);
 
   const std::vector<bool> wordless = bow ? WordlessTokens(*opts.vocab, n_vocab) : std::vector<bool>();
-  ThreadPool pool(opts.n_threads);
-  size_t index = 0, done = 0;
-  auto fill = [&](const gguf::TensorSpec& spec, gguf::TensorSink& sink) -> absl::Status {
-    const SynthTensor& t = ts[index++];
+  return internal::WriteSynthesized(w, out_path, opts.n_threads, opts.progress, [&](size_t tensor) {
+    const SynthTensor& t = ts[tensor];
     const int64_t n_in = t.dims[0];
-    const int64_t n_rows = t.dims.size() > 1 ? t.dims[1] : 1;
     const uint64_t h = HashName(t.name);
     RowFn make_row;
     switch (t.fill) {
       case Fill::kNormal:
-        make_row = [&, h, n_in](int64_t r, float* out) {
-          NormalRow(opts.seed, h, r, 0.02f, out, n_in);
-          return absl::OkStatus();
-        };
+        make_row = NormalRows(opts.seed, t.name, 0.02f, n_in);
         break;
       case Fill::kNormOne:
         make_row = [&, h, n_in](int64_t r, float* out) {
@@ -260,12 +233,8 @@ absl::Status SynthesizeBertModel(const BertSynthOptions& opts, const std::string
         };
         break;
     }
-    return WriteConvertedRows(pool, spec.type, n_in, n_rows, make_row, sink, [&](size_t b) {
-      done += b;
-      if (opts.progress) opts.progress(done, total);
-    });
-  };
-  return w.WriteFile(out_path, fill);
+    return make_row;
+  });
 }
 
 }  // namespace llmesh::engine

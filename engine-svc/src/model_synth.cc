@@ -4,18 +4,16 @@
 #include <numbers>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "llmesh/engine/quants.h"
 #include "llmesh/gguf/gguf_writer.h"
 #include "spdlog/spdlog.h"
+#include "synth_gguf.h"
 #include "synth_random.h"
 
 namespace llmesh::engine {
 namespace {
 
 using gguf::GgmlType;
-using internal::HashName;
-using internal::NormalRow;
+using internal::NormalRows;
 
 // The published configs (config.json) of each model.
 const SynthShape kShapes[] = {
@@ -77,18 +75,10 @@ struct SynthTensor {
 }  // namespace
 
 absl::StatusOr<SynthShape> SynthShapeByName(std::string_view name) {
-  for (const SynthShape& s : kShapes) {
-    if (s.name == name) return s;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown shape '", std::string(name), "' (known: ",
-                                                 absl::StrJoin(SynthShapeNames(), ", "), ")"));
+  return internal::ShapeByName<SynthShape>(kShapes, name, "shape");
 }
 
-std::vector<std::string> SynthShapeNames() {
-  std::vector<std::string> names;
-  for (const SynthShape& s : kShapes) names.push_back(s.name);
-  return names;
-}
+std::vector<std::string> SynthShapeNames() { return internal::ShapeNames<SynthShape>(kShapes); }
 
 absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_path) {
   const SynthShape& sh = opts.shape;
@@ -98,20 +88,12 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
       sh.n_embd % sh.n_head != 0 || sh.n_head % sh.n_head_kv != 0 || sh.n_layer > kMaxLayers) {
     return absl::InvalidArgumentError(absl::StrCat("inconsistent synth shape '", sh.name, "'"));
   }
-  if (!IsSupportedType(opts.type) || opts.type == GgmlType::kQ8_1 || opts.type == GgmlType::kQ8_K) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot synthesize weights of type ",
-                                                   std::string(gguf::ggml_type_name(opts.type))));
-  }
+  if (auto s = internal::CheckSynthType(opts.type); !s.ok()) return s;
   const int64_t head_dim = sh.n_embd / sh.n_head;
   const int64_t n_kv = sh.n_head_kv * head_dim;
 
   gguf::GgufWriter w;
-  w.SetString("general.architecture", a);
-  w.SetString("general.name", absl::StrCat("synth ", sh.name));
-  w.SetU32("general.file_type", FileTypeFor(opts.type));
-  if (opts.type != GgmlType::kF32 && opts.type != GgmlType::kF16 && opts.type != GgmlType::kBF16) {
-    w.SetU32("general.quantization_version", 2);
-  }
+  internal::SetGeneralKeys(w, a, absl::StrCat("synth ", sh.name), opts.type);
   w.SetU32(a + ".context_length", static_cast<uint32_t>(sh.n_ctx));
   w.SetU32(a + ".embedding_length", static_cast<uint32_t>(sh.n_embd));
   w.SetU32(a + ".block_count", static_cast<uint32_t>(sh.n_layer));
@@ -134,11 +116,7 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
     auto toks = opts.vocab->GetStringArray("tokenizer.ggml.tokens");
     if (!toks.ok()) return toks.status();
     n_vocab = static_cast<int64_t>(toks->size());
-    for (const gguf::KeyValue& kv : opts.vocab->metadata()) {
-      if (kv.key.starts_with("tokenizer.")) {
-        if (auto s = w.CopyKeyValue(kv); !s.ok()) return s;
-      }
-    }
+    if (auto s = internal::CopyTokenizerKeys(*opts.vocab, w); !s.ok()) return s;
   }
   if (n_vocab <= 0) return absl::InvalidArgumentError("synth needs a vocabulary or n_vocab");
   w.SetU32(a + ".vocab_size", static_cast<uint32_t>(n_vocab));
@@ -188,13 +166,9 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
   spdlog::info("synth {} ({}): {} tensors, {:.1f} MiB, n_vocab {}", sh.name, a, ts.size(),
                total / 1048576.0, n_vocab);
 
-  ThreadPool pool(opts.n_threads);
-  size_t index = 0, done = 0;
-  auto fill = [&](const gguf::TensorSpec& spec, gguf::TensorSink& sink) -> absl::Status {
-    const SynthTensor& t = ts[index++];
+  return internal::WriteSynthesized(w, out_path, opts.n_threads, opts.progress, [&](size_t tensor) {
+    const SynthTensor& t = ts[tensor];
     const int64_t n_in = t.dims[0];
-    const int64_t n_rows = t.dims.size() > 1 ? t.dims[1] : 1;
-    const uint64_t h = HashName(t.name);
     RowFn make_row;
     if (t.name == "rope_freqs.weight") {
       make_row = [&](int64_t, float* out) {
@@ -207,17 +181,10 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
         return absl::OkStatus();
       };
     } else {
-      make_row = [&, h, n_in](int64_t r, float* out) {
-        NormalRow(opts.seed, h, r, 0.02f, out, n_in);
-        return absl::OkStatus();
-      };
+      make_row = NormalRows(opts.seed, t.name, 0.02f, n_in);
     }
-    return WriteConvertedRows(pool, spec.type, n_in, n_rows, make_row, sink, [&](size_t b) {
-      done += b;
-      if (opts.progress) opts.progress(done, total);
-    });
-  };
-  return w.WriteFile(out_path, fill);
+    return make_row;
+  });
 }
 
 }  // namespace llmesh::engine

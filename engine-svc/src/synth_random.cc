@@ -35,4 +35,11 @@ void NormalRow(uint64_t seed, uint64_t tensor_hash, int64_t row, float stddev, f
   }
 }
 
+RowFn NormalRows(uint64_t seed, std::string_view name, float stddev, int64_t n) {
+  return [seed, h = HashName(name), stddev, n](int64_t row, float* out) {
+    NormalRow(seed, h, row, stddev, out, n);
+    return absl::OkStatus();
+  };
+}
+
 }  // namespace llmesh::engine::internal

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "llmesh/engine/model_quantize.h"
+
 namespace llmesh::engine::internal {
 
 // FNV-1a of a tensor name.
@@ -15,5 +17,8 @@ uint64_t HashName(std::string_view s);
 // (seed, tensor_hash, row) alone.
 void NormalRow(uint64_t seed, uint64_t tensor_hash, int64_t row, float stddev, float* out,
                int64_t n);
+
+// NormalRow for every row of the tensor `name`, rows of n values.
+RowFn NormalRows(uint64_t seed, std::string_view name, float stddev, int64_t n);
 
 }  // namespace llmesh::engine::internal

@@ -157,17 +157,30 @@ v1::GenerateRequest Req(int32_t kind) {
   return r;
 }
 
-std::shared_ptr<EngineMux> MuxTo(const Server& s) {
-  return std::make_shared<EngineMux>(
-      std::shared_ptr<v1::EngineService::Stub>(v1::EngineService::NewStub(rpc::CreateChannel(s.address()))));
-}
+// A fake engine served on 127.0.0.1:0 and a mux to it, which ends its
+// stream before the server goes: gRPC's callback threads must not outlive
+// every server and channel while a call is still active.
+template <typename Engine>
+struct MuxToFake {
+  MuxToFake()
+      : server(&engine),
+        mux(std::make_shared<EngineMux>(std::shared_ptr<v1::EngineService::Stub>(
+            v1::EngineService::NewStub(rpc::CreateChannel(server.address()))))) {}
+  ~MuxToFake() { mux->Close(absl::Seconds(5)); }
 
-// Ends the mux's stream before the server goes: gRPC's callback threads must
-// not outlive every server and channel while a call is still active.
-struct Closer {
+  Engine engine;
+  Server server;
   std::shared_ptr<EngineMux> mux;
-  ~Closer() { mux->Close(absl::Seconds(5)); }
 };
+
+// Starts a generation of `kind` heard by `rec` and waits (5 s at most) for its end.
+::testing::AssertionResult RunToEnd(EngineMux& mux, int32_t kind, absl::Time deadline,
+                                    const std::shared_ptr<Recorder>& rec) {
+  auto id = mux.Start(Req(kind), deadline, rec);
+  if (!id.ok()) return ::testing::AssertionFailure() << "not started: " << id.status();
+  if (!rec->WaitDone(absl::Seconds(5))) return ::testing::AssertionFailure() << "not ended within 5 s";
+  return ::testing::AssertionSuccess();
+}
 
 template <typename Pred>
 bool Eventually(FakeEngine& e, Pred pred) {
@@ -176,14 +189,11 @@ bool Eventually(FakeEngine& e, Pred pred) {
 }
 
 TEST(EngineMuxTest, GenerationsShareOneStreamAndEachEndsOnce) {
-  FakeMuxEngine engine;
-  Server server(&engine);
-  auto mux = MuxTo(server);
-  Closer closer{mux};
+  MuxToFake<FakeMuxEngine> f;
   std::vector<std::shared_ptr<Recorder>> rec;
   for (int i = 0; i < 3; ++i) {
     rec.push_back(std::make_shared<Recorder>());
-    ASSERT_TRUE(mux->Start(Req(1), absl::Now() + absl::Seconds(30), rec.back()).ok());
+    ASSERT_TRUE(f.mux->Start(Req(1), absl::Now() + absl::Seconds(30), rec.back()).ok());
   }
   for (auto& r : rec) {
     ASSERT_TRUE(r->WaitDone(absl::Seconds(5)));
@@ -192,21 +202,18 @@ TEST(EngineMuxTest, GenerationsShareOneStreamAndEachEndsOnce) {
     EXPECT_EQ(r->finish, v1::FINISH_REASON_LENGTH);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  std::lock_guard lock(engine.mu);
-  EXPECT_EQ(engine.streams, 1);
-  ASSERT_EQ(engine.starts.size(), 3u);
-  EXPECT_GT(engine.starts[0].timeout_ms(), 20000);  // the deadline travels with the start
+  std::lock_guard lock(f.engine.mu);
+  EXPECT_EQ(f.engine.streams, 1);
+  ASSERT_EQ(f.engine.starts.size(), 3u);
+  EXPECT_GT(f.engine.starts[0].timeout_ms(), 20000);  // the deadline travels with the start
   for (auto& r : rec) EXPECT_EQ(r->dones, 1);
 }
 
 TEST(EngineMuxTest, AnEngineErrorEndsOnlyThatGeneration) {
-  FakeMuxEngine engine;
-  Server server(&engine);
-  auto mux = MuxTo(server);
-  Closer closer{mux};
+  MuxToFake<FakeMuxEngine> f;
   auto failed = std::make_shared<Recorder>(), fine = std::make_shared<Recorder>();
-  ASSERT_TRUE(mux->Start(Req(3), absl::InfiniteFuture(), failed).ok());
-  ASSERT_TRUE(mux->Start(Req(1), absl::InfiniteFuture(), fine).ok());
+  ASSERT_TRUE(f.mux->Start(Req(3), absl::InfiniteFuture(), failed).ok());
+  ASSERT_TRUE(f.mux->Start(Req(1), absl::InfiniteFuture(), fine).ok());
   ASSERT_TRUE(failed->WaitDone(absl::Seconds(5)));
   EXPECT_EQ(failed->status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   ASSERT_TRUE(fine->WaitDone(absl::Seconds(5)));
@@ -215,80 +222,62 @@ TEST(EngineMuxTest, AnEngineErrorEndsOnlyThatGeneration) {
 }
 
 TEST(EngineMuxTest, CancelReachesTheEngineAndTheListenerHearsNoMore) {
-  FakeMuxEngine engine;
-  Server server(&engine);
-  auto mux = MuxTo(server);
-  Closer closer{mux};
+  MuxToFake<FakeMuxEngine> f;
   auto rec = std::make_shared<Recorder>();
-  auto id = mux->Start(Req(2), absl::InfiniteFuture(), rec);
+  auto id = f.mux->Start(Req(2), absl::InfiniteFuture(), rec);
   ASSERT_TRUE(id.ok());
-  ASSERT_TRUE(Eventually(engine, [&] { return engine.starts.size() == 1; }));
-  mux->Cancel(*id);
-  ASSERT_TRUE(Eventually(engine, [&] { return engine.cancels.size() == 1; }));
-  EXPECT_EQ(engine.cancels[0], *id);
+  ASSERT_TRUE(Eventually(f.engine, [&] { return f.engine.starts.size() == 1; }));
+  f.mux->Cancel(*id);
+  ASSERT_TRUE(Eventually(f.engine, [&] { return f.engine.cancels.size() == 1; }));
+  EXPECT_EQ(f.engine.cancels[0], *id);
   EXPECT_FALSE(rec->WaitDone(absl::Milliseconds(100)));
 }
 
 TEST(EngineMuxTest, ADeadlineEndsTheGenerationWhenTheEngineNeverAnswers) {
-  FakeMuxEngine engine;
-  Server server(&engine);
-  auto mux = MuxTo(server);
-  Closer closer{mux};
+  MuxToFake<FakeMuxEngine> f;
   auto rec = std::make_shared<Recorder>();
   absl::Time start = absl::Now();
-  ASSERT_TRUE(mux->Start(Req(2), start + absl::Milliseconds(150), rec).ok());
-  ASSERT_TRUE(rec->WaitDone(absl::Seconds(5)));
+  ASSERT_TRUE(RunToEnd(*f.mux, 2, start + absl::Milliseconds(150), rec));
   EXPECT_EQ(rec->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(140));
   // And the engine is told to stop.
-  ASSERT_TRUE(Eventually(engine, [&] { return engine.cancels.size() == 1; }));
+  ASSERT_TRUE(Eventually(f.engine, [&] { return f.engine.cancels.size() == 1; }));
 }
 
 TEST(EngineMuxTest, AStreamThatBreaksEndsItsGenerationsAndTheNextStartReopens) {
-  FakeMuxEngine engine;
-  Server server(&engine);
-  auto mux = MuxTo(server);
-  Closer closer{mux};
+  MuxToFake<FakeMuxEngine> f;
   auto a = std::make_shared<Recorder>(), b = std::make_shared<Recorder>();
-  ASSERT_TRUE(mux->Start(Req(2), absl::InfiniteFuture(), a).ok());
-  ASSERT_TRUE(mux->Start(Req(4), absl::InfiniteFuture(), b).ok());
+  ASSERT_TRUE(f.mux->Start(Req(2), absl::InfiniteFuture(), a).ok());
+  ASSERT_TRUE(f.mux->Start(Req(4), absl::InfiniteFuture(), b).ok());
   for (auto& r : {a, b}) {
     ASSERT_TRUE(r->WaitDone(absl::Seconds(5)));
     EXPECT_EQ(r->status.error_code(), grpc::StatusCode::UNAVAILABLE) << r->status.error_message();
   }
   auto c = std::make_shared<Recorder>();
-  ASSERT_TRUE(mux->Start(Req(1), absl::InfiniteFuture(), c).ok());
-  ASSERT_TRUE(c->WaitDone(absl::Seconds(5)));
+  ASSERT_TRUE(RunToEnd(*f.mux, 1, absl::InfiniteFuture(), c));
   EXPECT_TRUE(c->status.ok()) << c->status.error_message();
-  std::lock_guard lock(engine.mu);
-  EXPECT_EQ(engine.streams, 2);
+  std::lock_guard lock(f.engine.mu);
+  EXPECT_EQ(f.engine.streams, 2);
 }
 
 TEST(EngineMuxTest, CloseEndsRunningGenerationsCancelled) {
-  FakeMuxEngine engine;
-  Server server(&engine);
-  auto mux = MuxTo(server);
-  Closer closer{mux};
+  MuxToFake<FakeMuxEngine> f;
   auto rec = std::make_shared<Recorder>();
-  ASSERT_TRUE(mux->Start(Req(2), absl::InfiniteFuture(), rec).ok());
-  ASSERT_TRUE(Eventually(engine, [&] { return engine.starts.size() == 1; }));
-  mux->Close(absl::Seconds(5));
+  ASSERT_TRUE(f.mux->Start(Req(2), absl::InfiniteFuture(), rec).ok());
+  ASSERT_TRUE(Eventually(f.engine, [&] { return f.engine.starts.size() == 1; }));
+  f.mux->Close(absl::Seconds(5));
   ASSERT_TRUE(rec->WaitDone(absl::Seconds(1)));
   EXPECT_EQ(rec->status.error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_EQ(mux->Start(Req(1), absl::InfiniteFuture(), std::make_shared<Recorder>()).status().code(),
+  EXPECT_EQ(f.mux->Start(Req(1), absl::InfiniteFuture(), std::make_shared<Recorder>()).status().code(),
             absl::StatusCode::kUnavailable);
 }
 
 TEST(EngineMuxTest, AWorkerWithoutGenerateMuxIsRememberedAsSuch) {
-  FakeEngine engine;  // Generate only
-  Server server(&engine);
-  auto mux = MuxTo(server);
-  Closer closer{mux};
+  MuxToFake<FakeEngine> f;  // Generate only
   auto rec = std::make_shared<Recorder>();
-  ASSERT_TRUE(mux->Start(Req(1), absl::InfiniteFuture(), rec).ok());
-  ASSERT_TRUE(rec->WaitDone(absl::Seconds(5)));
+  ASSERT_TRUE(RunToEnd(*f.mux, 1, absl::InfiniteFuture(), rec));
   EXPECT_EQ(rec->status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(mux->Start(Req(1), absl::InfiniteFuture(), std::make_shared<Recorder>()).status().code(),
+  EXPECT_EQ(f.mux->Start(Req(1), absl::InfiniteFuture(), std::make_shared<Recorder>()).status().code(),
             absl::StatusCode::kUnimplemented);
 }
 

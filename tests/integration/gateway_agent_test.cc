@@ -22,46 +22,15 @@ using namespace llmesh::v1;
 class GatewayAgentTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    // The gateway needs the agent's address and the agent the engine's, so
-    // the agent and a standalone engine start first; the gateway routes to
-    // that engine as a static worker.
-    auto tok = StartService(Bin("llmesh-tokenizer"), {"--model-dir", ModelDir(), "--log-level", "warn"});
-    ASSERT_TRUE(tok.ok()) << tok.status();
-    tokenizer_ = new Service(std::move(*tok));
-    auto eng = StartService(Bin("llmesh-engine"), {"--model-dir", ModelDir(), "--model", "stories260K", "--threads",
-                                                   "1", "--kv-budget-mb", "16", "--log-level", "warn"});
-    ASSERT_TRUE(eng.ok()) << eng.status();
-    engine_ = new Service(std::move(*eng));
-    ASSERT_TRUE(WaitForServing(engine_->address(), absl::Seconds(30)).ok());
-    auto agent = StartService(Bin("llmesh-agent"),
-                              {"--data-dir", MakeTempDir("gw-agent"), "--engine", engine_->address(), "--tokenizer",
-                               tokenizer_->address(), "--rag", "", "--model", "stories260K", "--log-level", "info"});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agent_ = new Service(std::move(*agent));
-    ASSERT_TRUE(WaitForServing(agent_->address(), absl::Seconds(30)).ok());
-    std::string dir = MakeTempDir("gw");
-    auto gw = StartService(Bin("llmesh-gateway"),
-                           {"--tokenizer", tokenizer_->address(), "--workers", engine_->address(), "--agent",
-                            agent_->address(), "--http-listen", "127.0.0.1:0", "--http-port-file", dir + "/http.port",
-                            "--model", "stories260K", "--log-level", "debug"});
-    ASSERT_TRUE(gw.ok()) << gw.status();
-    gateway_ = new Service(std::move(*gw));
-    absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while (absl::Now() < deadline && http_port_ <= 0) {
-      std::ifstream f(dir + "/http.port");
-      if (!(f >> http_port_)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ASSERT_GT(http_port_, 0);
-    ASSERT_TRUE(WaitForServing(gateway_->address(), absl::Seconds(20)).ok());
-    stub_ = Gateway::NewStub(rpc::CreateChannel(gateway_->address())).release();
+    // The agent generates through the stack's engine, with no rag-svc.
+    stack_ = new BackendStack();
+    absl::Status started = stack_->Start(
+        "llmesh-agent",
+        {"--data-dir", MakeTempDir("gw-agent"), "--rag", "", "--model", "stories260K", "--log-level", "info"},
+        absl::Seconds(30), "--agent");
+    ASSERT_TRUE(started.ok()) << started;
   }
-  static void TearDownTestSuite() {
-    delete stub_;
-    delete gateway_;
-    delete agent_;
-    delete engine_;
-    delete tokenizer_;
-  }
+  static void TearDownTestSuite() { delete stack_; }
 
   static AgentRunRequest CalculatorRun() {
     AgentRunRequest req;
@@ -76,18 +45,13 @@ class GatewayAgentTest : public ::testing::Test {
     return req;
   }
 
-  static inline Service* tokenizer_ = nullptr;
-  static inline Service* engine_ = nullptr;
-  static inline Service* agent_ = nullptr;
-  static inline Service* gateway_ = nullptr;
-  static inline Gateway::Stub* stub_ = nullptr;
-  static inline int http_port_ = 0;
+  static inline BackendStack* stack_ = nullptr;
 };
 
 TEST_F(GatewayAgentTest, GrpcAgentRunStreamsAForcedToolCallAndItsResult) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-  auto reader = stub_->AgentRun(&ctx, CalculatorRun());
+  auto reader = stack_->stub->AgentRun(&ctx, CalculatorRun());
   std::vector<AgentStep> steps;
   AgentStep s;
   while (reader->Read(&s)) steps.push_back(s);
@@ -113,7 +77,7 @@ TEST_F(GatewayAgentTest, GrpcAgentRunStreamsAForcedToolCallAndItsResult) {
 }
 
 TEST_F(GatewayAgentTest, HttpAgentRunStreamsStepsAsSse) {
-  httplib::Client cli("127.0.0.1", http_port_);
+  httplib::Client cli("127.0.0.1", stack_->http_port);
   cli.set_read_timeout(120, 0);
   json body = {{"input", "What is 2 + 3?"},
                {"tools", {"calculator"}},
@@ -127,15 +91,7 @@ TEST_F(GatewayAgentTest, HttpAgentRunStreamsStepsAsSse) {
   ASSERT_EQ(r->status, 200) << r->body;
   std::vector<std::string> kinds;
   bool done = false;
-  size_t pos = 0;
-  while ((pos = r->body.find("data: ", pos)) != std::string::npos) {
-    size_t end = r->body.find("\n\n", pos);
-    std::string payload = r->body.substr(pos + 6, end - pos - 6);
-    pos = end;
-    if (payload == "[DONE]") {
-      done = true;
-      break;
-    }
+  for (const std::string& payload : SseData(r->body, &done)) {
     json e = json::parse(payload);
     ASSERT_EQ(e["object"], "agent.step") << payload;
     kinds.push_back(e["kind"]);

@@ -93,16 +93,9 @@ class ConstrainedTest : public ::testing::Test {
     c.set_read_timeout(120, 0);
     return c;
   }
-  // The "data: " payloads of an SSE body, without [DONE].
   static std::vector<json> Events(const std::string& body) {
     std::vector<json> out;
-    size_t pos = 0;
-    while ((pos = body.find("data: ", pos)) != std::string::npos) {
-      size_t end = body.find("\n\n", pos);
-      std::string payload = body.substr(pos + 6, end - pos - 6);
-      pos = end;
-      if (payload != "[DONE]") out.push_back(json::parse(payload));
-    }
+    for (const std::string& payload : SseData(body)) out.push_back(json::parse(payload));
     return out;
   }
 

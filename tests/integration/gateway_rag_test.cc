@@ -22,34 +22,10 @@ constexpr char kCollection[] = "pets";
 class GatewayRagTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto tok = StartService(Bin("llmesh-tokenizer"), {"--model-dir", ModelDir(), "--log-level", "warn"});
-    ASSERT_TRUE(tok.ok()) << tok.status();
-    tokenizer_ = new Service(std::move(*tok));
-    auto eng = StartService(Bin("llmesh-engine"), {"--model-dir", ModelDir(), "--model", "stories260K", "--threads",
-                                                   "1", "--kv-budget-mb", "16", "--log-level", "warn"});
-    ASSERT_TRUE(eng.ok()) << eng.status();
-    engine_ = new Service(std::move(*eng));
-    ASSERT_TRUE(WaitForServing(engine_->address(), absl::Seconds(30)).ok());
-    auto rag = StartService(Bin("llmesh-rag"), {"--data-dir", MakeTempDir("gw-rag"), "--engine", engine_->address(),
-                                                "--tokenizer", tokenizer_->address(), "--log-level", "warn"});
-    ASSERT_TRUE(rag.ok()) << rag.status();
-    rag_ = new Service(std::move(*rag));
-    ASSERT_TRUE(WaitForServing(rag_->address(), absl::Seconds(60)).ok());
-    std::string dir = MakeTempDir("gw");
-    auto gw = StartService(Bin("llmesh-gateway"),
-                           {"--tokenizer", tokenizer_->address(), "--workers", engine_->address(), "--rag",
-                            rag_->address(), "--http-listen", "127.0.0.1:0", "--http-port-file", dir + "/http.port",
-                            "--health-interval", "200ms", "--model", "stories260K", "--log-level", "debug"});
-    ASSERT_TRUE(gw.ok()) << gw.status();
-    gateway_ = new Service(std::move(*gw));
-    absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while (absl::Now() < deadline && http_port_ <= 0) {
-      std::ifstream f(dir + "/http.port");
-      if (!(f >> http_port_)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ASSERT_GT(http_port_, 0);
-    ASSERT_TRUE(WaitForServing(gateway_->address(), absl::Seconds(20)).ok());
-    stub_ = Gateway::NewStub(rpc::CreateChannel(gateway_->address())).release();
+    stack_ = new BackendStack();
+    absl::Status started = stack_->Start("llmesh-rag", {"--data-dir", MakeTempDir("gw-rag"), "--log-level", "warn"},
+                                         absl::Seconds(60), "--rag", {"--health-interval", "200ms"});
+    ASSERT_TRUE(started.ok()) << started;
     // Routable once the static worker passed a health check.
     for (int i = 0; i < 400; ++i) {
       auto h = Http().Get("/health");
@@ -62,7 +38,7 @@ class GatewayRagTest : public ::testing::Test {
     create.set_embedding_model("stories260K");
     create.mutable_chunking()->set_chunk_tokens(48);
     Collection c;
-    grpc::Status st = stub_->CreateCollection(Ctx().get(), create, &c);
+    grpc::Status st = stack_->stub->CreateCollection(Ctx().get(), create, &c);
     ASSERT_TRUE(st.ok()) << st.error_message();
     UpsertRequest up;
     up.set_collection(kCollection);
@@ -80,17 +56,11 @@ class GatewayRagTest : public ::testing::Test {
       (*d->mutable_metadata())["kind"] = id == "fish" ? "water" : "land";
     }
     UpsertResponse ur;
-    st = stub_->Upsert(Ctx().get(), up, &ur);
+    st = stack_->stub->Upsert(Ctx().get(), up, &ur);
     ASSERT_TRUE(st.ok()) << st.error_message();
     ASSERT_EQ(ur.documents(), 4);
   }
-  static void TearDownTestSuite() {
-    delete stub_;
-    delete gateway_;
-    delete rag_;
-    delete engine_;
-    delete tokenizer_;
-  }
+  static void TearDownTestSuite() { delete stack_; }
 
   static std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 60) {
     auto ctx = std::make_unique<grpc::ClientContext>();
@@ -98,7 +68,7 @@ class GatewayRagTest : public ::testing::Test {
     return ctx;
   }
   static httplib::Client Http() {
-    httplib::Client c("127.0.0.1", http_port_);
+    httplib::Client c("127.0.0.1", stack_->http_port);
     c.set_read_timeout(60, 0);
     return c;
   }
@@ -109,19 +79,14 @@ class GatewayRagTest : public ::testing::Test {
     req.set_top_k(top_k);
     req.set_mode(RETRIEVAL_MODE_LEXICAL);
     QueryResponse resp;
-    grpc::Status st = stub_->Query(Ctx().get(), req, &resp);
+    grpc::Status st = stack_->stub->Query(Ctx().get(), req, &resp);
     EXPECT_TRUE(st.ok()) << st.error_message();
     std::vector<std::string> ids;
     for (const auto& r : resp.results()) ids.push_back(r.chunk_id());
     return ids;
   }
 
-  static inline Service* tokenizer_ = nullptr;
-  static inline Service* engine_ = nullptr;
-  static inline Service* rag_ = nullptr;
-  static inline Service* gateway_ = nullptr;
-  static inline Gateway::Stub* stub_ = nullptr;
-  static inline int http_port_ = 0;
+  static inline BackendStack* stack_ = nullptr;
 };
 
 TEST_F(GatewayRagTest, QueryOverGrpcAndHttp) {
@@ -131,7 +96,7 @@ TEST_F(GatewayRagTest, QueryOverGrpcAndHttp) {
   req.set_top_k(2);
   req.set_mode(RETRIEVAL_MODE_LEXICAL);
   QueryResponse resp;
-  grpc::Status st = stub_->Query(Ctx().get(), req, &resp);
+  grpc::Status st = stack_->stub->Query(Ctx().get(), req, &resp);
   ASSERT_TRUE(st.ok()) << st.error_message();
   ASSERT_GE(resp.results_size(), 1);
   EXPECT_EQ(resp.results(0).document_id(), "cat");
@@ -151,7 +116,7 @@ TEST_F(GatewayRagTest, QueryOverGrpcAndHttp) {
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404) << missing->body;
   req.set_collection("nope");
-  EXPECT_EQ(stub_->Query(Ctx().get(), req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stack_->stub->Query(Ctx().get(), req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(GatewayRagTest, GrpcRagChatStreamsAndCitesTheRetrievedChunks) {
@@ -165,7 +130,7 @@ TEST_F(GatewayRagTest, GrpcRagChatStreamsAndCitesTheRetrievedChunks) {
   req.mutable_chat()->mutable_sampling()->set_temperature(0);
   req.mutable_chat()->mutable_stopping()->set_max_tokens(16);
   auto ctx = Ctx();
-  auto reader = stub_->RagChat(ctx.get(), req);
+  auto reader = stack_->stub->RagChat(ctx.get(), req);
   GatewayGenerateResponse r, last;
   int messages = 0;
   std::string text;
@@ -189,7 +154,7 @@ TEST_F(GatewayRagTest, GrpcRagChatStreamsAndCitesTheRetrievedChunks) {
   // The chunks were in the prompt: it is longer than the same chat without them.
   ChatRequest plain = req.chat();
   auto plain_ctx = Ctx();
-  auto plain_reader = stub_->Chat(plain_ctx.get(), plain);
+  auto plain_reader = stack_->stub->Chat(plain_ctx.get(), plain);
   GatewayGenerateResponse p, plain_last;
   while (plain_reader->Read(&p))
     if (p.finish_reason() != FINISH_REASON_UNSPECIFIED) plain_last = p;
@@ -221,12 +186,7 @@ TEST_F(GatewayRagTest, HttpRagChatWholeAndStreamed) {
   ASSERT_EQ(streamed->status, 200) << streamed->body;
   std::string s = streamed->body, text;
   json cited;
-  size_t pos = 0;
-  while ((pos = s.find("data: ", pos)) != std::string::npos) {
-    size_t end = s.find("\n\n", pos);
-    std::string payload = s.substr(pos + 6, end - pos - 6);
-    pos = end;
-    if (payload == "[DONE]") break;
+  for (const std::string& payload : SseData(s)) {
     json chunk = json::parse(payload);
     text += chunk["choices"][0]["delta"].value("content", "");
     if (chunk.contains("cited_chunk_ids")) cited = chunk["cited_chunk_ids"];

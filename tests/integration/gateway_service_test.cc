@@ -106,12 +106,7 @@ TEST_F(GatewayTest, StreamedEqualsNonStreamedOverHttp) {
   std::string s = streamed->body;
   ASSERT_GE(s.size(), 14u);
   EXPECT_EQ(s.substr(s.size() - 14), "data: [DONE]\n\n");
-  size_t pos = 0;
-  while ((pos = s.find("data: ", pos)) != std::string::npos) {
-    size_t end = s.find("\n\n", pos);
-    std::string payload = s.substr(pos + 6, end - pos - 6);
-    pos = end;
-    if (payload == "[DONE]") break;
+  for (const std::string& payload : SseData(s)) {
     json chunk = json::parse(payload);
     text += chunk["choices"][0]["text"].get<std::string>();
   }
@@ -447,17 +442,11 @@ TEST(GatewayTlsTest, GrpcAndHttpOverTls) {
   // The stack helper's insecure stub cannot reach a TLS listener: start the processes here.
   auto tok = StartService(Bin("llmesh-tokenizer"), {"--model-dir", ModelDir()});
   ASSERT_TRUE(tok.ok());
-  auto gw = StartService(Bin("llmesh-gateway"), {"--tokenizer", tok->address(), "--http-listen", "127.0.0.1:0",
-                                                 "--http-port-file", dir + "/http.port", "--tls-cert-file", cert,
-                                                 "--tls-key-file", key, "--api-keys", "tls-key"});
-  ASSERT_TRUE(gw.ok()) << gw.status();
   int http_port = 0;
-  for (int i = 0; i < 500 && http_port <= 0; ++i) {
-    std::ifstream f(dir + "/http.port");
-    f >> http_port;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_GT(http_port, 0);
+  auto gw = StartGatewayProcess(
+      {"--tokenizer", tok->address(), "--tls-cert-file", cert, "--tls-key-file", key, "--api-keys", "tls-key"},
+      &http_port);
+  ASSERT_TRUE(gw.ok()) << gw.status();
   httplib::SSLClient https("127.0.0.1", http_port);
   https.set_ca_cert_path(cert.c_str());
   https.enable_server_certificate_verification(true);

@@ -1,6 +1,7 @@
-// A gateway stack for integration tests, as real processes on 127.0.0.1:
+// Gateway stacks for integration tests, as real processes on 127.0.0.1:
 // tokenizer, the gateway (gRPC + HTTP on ephemeral ports), and engine workers
-// that self-register with it (--gateway). Plus small HTTP helpers.
+// that self-register with it (--gateway), or one static worker and a backend
+// the gateway fronts. Plus small HTTP helpers.
 #pragma once
 
 #include <arpa/inet.h>
@@ -26,6 +27,24 @@ namespace llmesh::testing {
 inline std::string ModelDir() { return std::string(LLMESH_SHARED_DIR) + "/models"; }
 inline std::string Bin(const std::string& name) { return std::string(LLMESH_BIN_DIR) + "/" + name; }
 
+// llmesh-gateway with `args`, its HTTP listener on an ephemeral port whose
+// number it writes to a file: read into *http_port.
+inline absl::StatusOr<Service> StartGatewayProcess(const std::vector<std::string>& args, int* http_port) {
+  std::string dir = MakeTempDir("gw");
+  std::vector<std::string> all = {"--http-listen", "127.0.0.1:0", "--http-port-file", dir + "/http.port"};
+  all.insert(all.end(), args.begin(), args.end());
+  auto gw = StartService(Bin("llmesh-gateway"), all);
+  if (!gw.ok()) return gw.status();
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    std::ifstream f(dir + "/http.port");
+    if (f >> *http_port && *http_port > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (*http_port <= 0) return absl::DeadlineExceededError("gateway did not write its HTTP port");
+  return gw;
+}
+
 struct GatewayStack {
   Service tokenizer;
   Service gateway;
@@ -43,22 +62,13 @@ struct GatewayStack {
     // The gateway's first request goes to the tokenizer: have it serving
     // first, or that request can find the connection still in backoff.
     if (auto st = WaitForServing(tokenizer.address(), absl::Seconds(20)); !st.ok()) return st;
-    std::string dir = MakeTempDir("gw");
-    std::vector<std::string> args = {"--tokenizer", tokenizer.address(), "--http-listen", "127.0.0.1:0",
-                                     "--http-port-file", dir + "/http.port", "--heartbeat-interval", "200ms",
+    std::vector<std::string> args = {"--tokenizer", tokenizer.address(), "--heartbeat-interval", "200ms",
                                      "--heartbeat-timeout", "1500ms", "--health-interval", "300ms",
                                      "--model", "stories260K", "--log-level", "debug"};
     args.insert(args.end(), gateway_args.begin(), gateway_args.end());
-    auto gw = StartService(Bin("llmesh-gateway"), args);
+    auto gw = StartGatewayProcess(args, &http_port);
     if (!gw.ok()) return gw.status();
     gateway = std::move(*gw);
-    absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while (absl::Now() < deadline) {
-      std::ifstream f(dir + "/http.port");
-      if (f >> http_port && http_port > 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (http_port <= 0) return absl::DeadlineExceededError("gateway did not write its HTTP port");
     stub = v1::Gateway::NewStub(rpc::CreateChannel(gateway.address()));
     return WaitForServing(gateway.address(), absl::Seconds(20));
   }
@@ -97,6 +107,50 @@ struct GatewayStack {
   }
 };
 
+// A gateway in front of a backend service (rag-svc, llmesh-agent): a
+// tokenizer and one standalone engine serving stories260K, which the backend
+// generates or embeds with and the gateway routes to as a static worker; then
+// the backend; then the gateway, which needs the backend's address.
+struct BackendStack {
+  Service tokenizer;
+  Service engine;
+  Service backend;
+  Service gateway;
+  int http_port = 0;
+  std::unique_ptr<v1::Gateway::Stub> stub;
+
+  // The backend runs as `binary backend_args... --engine E --tokenizer T` and
+  // serves within `ready`; the gateway gets `backend_option BACKEND gateway_args...`.
+  absl::Status Start(const std::string& binary, const std::vector<std::string>& backend_args, absl::Duration ready,
+                     const std::string& backend_option, const std::vector<std::string>& gateway_args = {}) {
+    auto tok = StartService(Bin("llmesh-tokenizer"), {"--model-dir", ModelDir(), "--log-level", "warn"});
+    if (!tok.ok()) return tok.status();
+    tokenizer = std::move(*tok);
+    auto eng = StartService(Bin("llmesh-engine"), {"--model-dir", ModelDir(), "--model", "stories260K", "--threads",
+                                                   "1", "--kv-budget-mb", "16", "--log-level", "warn"});
+    if (!eng.ok()) return eng.status();
+    engine = std::move(*eng);
+    if (auto st = WaitForServing(engine.address(), absl::Seconds(30)); !st.ok()) return st;
+
+    std::vector<std::string> args = backend_args;
+    args.insert(args.end(), {"--engine", engine.address(), "--tokenizer", tokenizer.address()});
+    auto b = StartService(Bin(binary), args);
+    if (!b.ok()) return b.status();
+    backend = std::move(*b);
+    if (auto st = WaitForServing(backend.address(), ready); !st.ok()) return st;
+
+    args = {"--tokenizer", tokenizer.address(), "--workers", engine.address(), backend_option, backend.address(),
+            "--model", "stories260K", "--log-level", "debug"};
+    args.insert(args.end(), gateway_args.begin(), gateway_args.end());
+    auto gw = StartGatewayProcess(args, &http_port);
+    if (!gw.ok()) return gw.status();
+    gateway = std::move(*gw);
+    if (auto st = WaitForServing(gateway.address(), absl::Seconds(20)); !st.ok()) return st;
+    stub = v1::Gateway::NewStub(rpc::CreateChannel(gateway.address()));
+    return absl::OkStatus();
+  }
+};
+
 inline v1::EngineStats EngineStatsOf(const std::string& address) {
   auto stub = v1::EngineService::NewStub(rpc::CreateChannel(address));
   grpc::ClientContext ctx;
@@ -104,6 +158,24 @@ inline v1::EngineStats EngineStatsOf(const std::string& address) {
   v1::EngineStats s;
   (void)stub->GetStats(&ctx, v1::GetStatsRequest(), &s);
   return s;
+}
+
+// The "data: " payloads of an SSE body up to "[DONE]"; *done tells whether it came.
+inline std::vector<std::string> SseData(const std::string& body, bool* done = nullptr) {
+  std::vector<std::string> out;
+  if (done) *done = false;
+  size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    size_t end = body.find("\n\n", pos);
+    std::string payload = body.substr(pos + 6, end - pos - 6);
+    pos = end;
+    if (payload == "[DONE]") {
+      if (done) *done = true;
+      break;
+    }
+    out.push_back(std::move(payload));
+  }
+  return out;
 }
 
 // A raw HTTP/1.1 request on a socket: the test controls when to hang up.

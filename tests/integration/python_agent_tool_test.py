@@ -5,70 +5,14 @@ llmesh-agent (over llmesh-tokenizer and llmesh-engine with stories260K), and
 an agent run calls it. The tool sees schema-valid JSON arguments; its output,
 and its reported error, come back as TOOL_RESULT steps.
 Run by CTest with Debian's python3 (python3-grpcio, python3-protobuf)."""
-import argparse
 import json
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
-import time
 import unittest
 from concurrent import futures
 
-ARGS = None
-
-
-def generate_stubs(proto_dir, out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    protos = [os.path.join(root, f) for root, _, files in os.walk(proto_dir) for f in files
-              if f.endswith(".proto")]
-    subprocess.run(["protoc", f"--proto_path={proto_dir}", f"--python_out={out_dir}",
-                    f"--grpc_out={out_dir}", "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
-                    *protos], check=True)
-    sys.path.insert(0, out_dir)
-    import grpc
-    grpc.__path__.append(os.path.join(out_dir, "grpc"))
-
-
-class Service:
-    def __init__(self, binary, workdir, extra=()):
-        self.port_file = os.path.join(workdir, binary + ".port")
-        self.log = open(os.path.join(workdir, binary + ".log"), "w")
-        self.proc = subprocess.Popen(
-            [os.path.join(ARGS.bin_dir, binary), "--listen", "127.0.0.1:0", "--port-file", self.port_file,
-             *extra], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while not os.path.exists(self.port_file) or os.path.getsize(self.port_file) == 0:
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"{binary} did not start")
-            time.sleep(0.02)
-        time.sleep(0.05)
-        with open(self.port_file) as f:
-            self.address = f"127.0.0.1:{int(f.read())}"
-
-    def wait_serving(self, service, timeout=30):
-        import grpc
-        from grpc.health.v1 import health_pb2, health_pb2_grpc
-        channel = grpc.insecure_channel(self.address)
-        health = health_pb2_grpc.HealthStub(channel)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{service} at {self.address} is not SERVING")
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=15)
-        self.log.close()
-        return code
+import python_harness as harness
+from python_harness import Service
 
 
 def make_tool_servicer():
@@ -109,11 +53,10 @@ class PythonAgentToolTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         import grpc
-        cls.tmp = tempfile.TemporaryDirectory()
-        generate_stubs(ARGS.proto_dir, os.path.join(cls.tmp.name, "stubs"))
+        cls.tmp = harness.temp_dir_with_stubs()
         from llmesh.v1 import agent_pb2_grpc, tokenizer_pb2, tokenizer_pb2_grpc
 
-        models = os.path.join(ARGS.shared_dir, "models")
+        models = harness.models_dir()
         cls.services = []
         cls.tokenizer = Service("llmesh-tokenizer", cls.tmp.name, ["--model-dir", models])
         cls.services.append(cls.tokenizer)
@@ -197,9 +140,4 @@ class PythonAgentToolTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--bin-dir", required=True)
-    parser.add_argument("--proto-dir", required=True)
-    parser.add_argument("--shared-dir", default="")
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    harness.main()

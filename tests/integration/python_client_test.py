@@ -3,60 +3,17 @@
 proto/ at test time, talks to every llmesh service binary: health, the
 services listed by server reflection, and a call on each service's own stub.
 Run by CTest with Debian's python3 (python3-grpcio, python3-protobuf)."""
-import argparse
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import unittest
 
-ARGS = None
-
-
-def generate_stubs(proto_dir, out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    protos = [os.path.join(root, f) for root, _, files in os.walk(proto_dir) for f in files
-              if f.endswith(".proto")]
-    subprocess.run(["protoc", f"--proto_path={proto_dir}", f"--python_out={out_dir}",
-                    f"--grpc_out={out_dir}", "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
-                    *protos], check=True)
-    # protoc does not write packages' __init__.py; Python 3 namespace packages cope.
-    sys.path.insert(0, out_dir)
-    # grpc.health / grpc.reflection live under grpcio's own `grpc` package,
-    # which Debian ships without them: let the package find ours too.
-    import grpc
-    grpc.__path__.append(os.path.join(out_dir, "grpc"))
-
-
-class Service:
-    def __init__(self, binary, workdir, extra=()):
-        self.port_file = os.path.join(workdir, binary + ".port")
-        self.log = open(os.path.join(workdir, binary + ".log"), "w")
-        self.proc = subprocess.Popen(
-            [os.path.join(ARGS.bin_dir, binary), "--listen", "127.0.0.1:0", "--port-file", self.port_file,
-             *extra], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"{binary} did not start")
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.address = f"127.0.0.1:{int(f.read())}"
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=15)
-        self.log.close()
-        return code
+import python_harness as harness
+from python_harness import Service
 
 
 class PythonClientTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        generate_stubs(ARGS.proto_dir, os.path.join(cls.tmp.name, "stubs"))
+        cls.tmp = harness.temp_dir_with_stubs()
 
     def check_service(self, binary, full_name, call, extra=()):
         import grpc
@@ -97,9 +54,6 @@ class PythonClientTest(unittest.TestCase):
         except grpc.RpcError as e:
             self.assertNotEqual(e.code(), grpc.StatusCode.UNAVAILABLE, e.details())
 
-    def models_dir(self):
-        return os.path.join(ARGS.shared_dir, "models")
-
     def test_tokenizer(self):
         from llmesh.v1 import tokenizer_pb2, tokenizer_pb2_grpc
 
@@ -111,7 +65,7 @@ class PythonClientTest(unittest.TestCase):
             info = stub.GetVocabInfo(tokenizer_pb2.GetVocabInfoRequest(model="stories260K"), timeout=5)
             self.assertEqual(info.n_vocab, 512)
         self.check_service("llmesh-tokenizer", "llmesh.v1.TokenizerService", call,
-                           ["--model-dir", self.models_dir()])
+                           ["--model-dir", harness.models_dir()])
 
     def test_engine(self):
         from llmesh.v1 import common_pb2, engine_pb2, engine_pb2_grpc
@@ -131,7 +85,7 @@ class PythonClientTest(unittest.TestCase):
             self.assertEqual(finish, common_pb2.FINISH_REASON_LENGTH)
             self.assertGreaterEqual(stub.GetStats(engine_pb2.GetStatsRequest(), timeout=5).requests_total, 1)
         self.check_service("llmesh-engine", "llmesh.v1.EngineService", call,
-                           ["--model-dir", self.models_dir(), "--model", "stories260K", "--kv-budget-mb", "8"])
+                           ["--model-dir", harness.models_dir(), "--model", "stories260K", "--kv-budget-mb", "8"])
 
     def test_rag(self):
         from llmesh.v1 import rag_pb2, rag_pb2_grpc
@@ -151,9 +105,4 @@ class PythonClientTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--bin-dir", required=True)
-    parser.add_argument("--proto-dir", required=True)
-    parser.add_argument("--shared-dir", default="")
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    harness.main()

@@ -3,74 +3,31 @@
 generated from proto/ at test time) streams Chat and Generate through
 llmesh-gateway, over a tokenizer and a self-registered engine worker running
 stories260K. Run by CTest with Debian's python3 (python3-grpcio)."""
-import argparse
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import unittest
 
-ARGS = None
-
-
-def generate_stubs(proto_dir, out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    protos = [os.path.join(root, f) for root, _, files in os.walk(proto_dir) for f in files if f.endswith(".proto")]
-    subprocess.run(["protoc", f"--proto_path={proto_dir}", f"--python_out={out_dir}", f"--grpc_out={out_dir}",
-                    "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin", *protos], check=True)
-    sys.path.insert(0, out_dir)
-
-
-class Proc:
-    def __init__(self, binary, workdir, extra=()):
-        self.port_file = os.path.join(workdir, binary + ".port")
-        self.log = open(os.path.join(workdir, binary + ".log"), "w")
-        self.proc = subprocess.Popen([os.path.join(ARGS.bin_dir, binary), "--listen", "127.0.0.1:0",
-                                      "--port-file", self.port_file, *extra],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.address = f"127.0.0.1:{wait_port(self.port_file, self.proc)}"
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
-        self.log.close()
-        return code
-
-
-def wait_port(path, proc=None, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if os.path.exists(path):
-            with open(path) as f:
-                text = f.read().strip()
-            if text:
-                return int(text)
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited before writing {path}")
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out waiting for {path}")
+import python_harness as harness
+from python_harness import Service
 
 
 class PythonGatewayTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        generate_stubs(ARGS.proto_dir, os.path.join(cls.tmp.name, "stubs"))
-        models = os.path.join(ARGS.shared_dir, "models")
+        cls.tmp = harness.temp_dir_with_stubs()
+        models = harness.models_dir()
         cls.procs = []
-        tok = Proc("llmesh-tokenizer", cls.tmp.name, ["--model-dir", models])
+        tok = Service("llmesh-tokenizer", cls.tmp.name, ["--model-dir", models])
         cls.procs.append(tok)
         http_port_file = os.path.join(cls.tmp.name, "http.port")
-        cls.gateway = Proc("llmesh-gateway", cls.tmp.name,
-                           ["--tokenizer", tok.address, "--http-listen", "127.0.0.1:0", "--http-port-file",
-                            http_port_file, "--api-keys", "py-key", "--model", "stories260K",
-                            "--health-interval", "200ms"])
+        cls.gateway = Service("llmesh-gateway", cls.tmp.name,
+                              ["--tokenizer", tok.address, "--http-listen", "127.0.0.1:0", "--http-port-file",
+                               http_port_file, "--api-keys", "py-key", "--model", "stories260K",
+                               "--health-interval", "200ms"])
         cls.procs.append(cls.gateway)
-        cls.procs.append(Proc("llmesh-engine", cls.tmp.name,
-                              ["--model-dir", models, "--model", "stories260K", "--threads", "1", "--kv-budget-mb",
-                               "16", "--gateway", cls.gateway.address]))
+        cls.procs.append(Service("llmesh-engine", cls.tmp.name,
+                                 ["--model-dir", models, "--model", "stories260K", "--threads", "1", "--kv-budget-mb",
+                                  "16", "--gateway", cls.gateway.address]))
         import grpc
         from llmesh.v1 import gateway_pb2, gateway_pb2_grpc
         cls.channel = grpc.insecure_channel(cls.gateway.address)
@@ -126,9 +83,4 @@ class PythonGatewayTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--bin-dir", required=True)
-    parser.add_argument("--proto-dir", required=True)
-    parser.add_argument("--shared-dir", default="")
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    harness.main()

@@ -12,28 +12,11 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "launcher_stack.h"
 #include "service_process.h"
 
 namespace llmesh::testing {
 namespace {
-
-// A port nobody listens on right now (the kernel's pick for port 0).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path);
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
 
 struct Stack {
   std::string dir, config, log;
@@ -59,11 +42,9 @@ Stack WriteStack(const std::string& model_dir) {
   return s;
 }
 
-const std::string kLlmesh = std::string(LLMESH_BIN_DIR) + "/llmesh";
-
 TEST(UpTest, StartsEveryServiceAndStopsThemAllOnCtrlC) {
   Stack s = WriteStack(std::string(LLMESH_SHARED_DIR) + "/models");
-  auto up = Subprocess::Start({kLlmesh, "up", "--config", s.config}, s.log);
+  auto up = Subprocess::Start({LlmeshBin(), "up", "--config", s.config}, s.log);
   ASSERT_TRUE(up.ok());
   absl::Time deadline = absl::Now() + absl::Seconds(90);
   while (ReadFile(s.log).find("Press Ctrl-C") == std::string::npos) {
@@ -92,7 +73,7 @@ TEST(UpTest, FailsFastWhenAPortIsTaken) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   ASSERT_EQ(listen(fd, 1), 0);
-  auto up = Subprocess::Start({kLlmesh, "up", "--config", s.config}, s.log);
+  auto up = Subprocess::Start({LlmeshBin(), "up", "--config", s.config}, s.log);
   ASSERT_TRUE(up.ok());
   auto code = (*up)->Wait(absl::Seconds(20));
   close(fd);
@@ -104,7 +85,7 @@ TEST(UpTest, FailsFastWhenAPortIsTaken) {
 
 TEST(UpTest, FailsFastWhenTheModelIsMissing) {
   Stack s = WriteStack(MakeTempDir("empty-models"));
-  auto up = Subprocess::Start({kLlmesh, "up", "--config", s.config}, s.log);
+  auto up = Subprocess::Start({LlmeshBin(), "up", "--config", s.config}, s.log);
   ASSERT_TRUE(up.ok());
   auto code = (*up)->Wait(absl::Seconds(20));
   ASSERT_TRUE(code.ok());

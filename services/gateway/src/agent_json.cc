@@ -1,6 +1,7 @@
 #include "llmesh/gateway/agent_json.h"
 
 #include "absl/strings/str_cat.h"
+#include "json_fields.h"
 #include "llmesh/gateway/openai_json.h"
 #include "llmesh/gateway/tool_calls.h"
 #include "nlohmann/json.hpp"
@@ -10,24 +11,9 @@ namespace {
 
 using json = nlohmann::ordered_json;  // fields come out in the order written
 
-absl::Status Fail(std::string* param, const char* name, const std::string& msg) {
-  if (param) *param = name;
-  return absl::InvalidArgumentError(msg);
-}
-
-const json* Get(const json& obj, const char* name) {
-  auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-absl::Status String(const json& obj, const char* name, std::string* out, std::string* param) {
-  const json* v = Get(obj, name);
-  if (!v) return absl::OkStatus();
-  if (!v->is_string()) return Fail(param, name, absl::StrCat("'", name, "' must be a string"));
-  *out = v->get<std::string>();
-  return absl::OkStatus();
-}
+using json_fields::Fail;
+using json_fields::Get;
+using json_fields::String;
 
 // A non-negative integer at most `hi`, into *out when given.
 absl::Status Count(const json& obj, const char* name, int64_t hi, int64_t* out, std::string* param) {
@@ -64,9 +50,9 @@ std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 }  // namespace
 
 absl::StatusOr<AgentRunHttpRequest> ParseAgentRunRequest(const std::string& body, std::string* param) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("the request body is not valid JSON");
-  if (!j.is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
+  auto parsed = json_fields::ParseBody<json>(body, param);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
   AgentRunHttpRequest out;
   v1::AgentRunRequest& run = out.run;
   std::string s;

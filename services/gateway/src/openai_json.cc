@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "json_fields.h"
 #include "llmesh/gateway/openai_tools.h"
 
 namespace llmesh::gateway {
@@ -20,22 +21,9 @@ class Fields {
   Fields(const json& obj, std::string* param) : obj_(obj), param_(param) {}
 
   // nullptr when absent or null.
-  const json* Get(const char* name) const {
-    auto it = obj_.find(name);
-    if (it == obj_.end() || it->is_null()) return nullptr;
-    return &*it;
-  }
-  absl::Status Fail(const char* name, const std::string& msg) const {
-    if (param_) *param_ = name;
-    return absl::InvalidArgumentError(msg);
-  }
-  absl::Status String(const char* name, std::string* out) const {
-    const json* v = Get(name);
-    if (!v) return absl::OkStatus();
-    if (!v->is_string()) return Fail(name, absl::StrCat("'", name, "' must be a string"));
-    *out = v->get_ref<const std::string&>();
-    return absl::OkStatus();
-  }
+  const json* Get(const char* name) const { return json_fields::Get(obj_, name); }
+  absl::Status Fail(const char* name, const std::string& msg) const { return json_fields::Fail(param_, name, msg); }
+  absl::Status String(const char* name, std::string* out) const { return json_fields::String(obj_, name, out, param_); }
   absl::Status Bool(const char* name, bool* out) const {
     const json* v = Get(name);
     if (!v) return absl::OkStatus();
@@ -94,16 +82,6 @@ class Fields {
     absl::Status _st = (expr);           \
     if (!_st.ok()) return _st;           \
   } while (0)
-
-absl::StatusOr<json> ParseBody(const std::string& body, std::string* param) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    if (param) *param = "";
-    return absl::InvalidArgumentError("the request body is not valid JSON");
-  }
-  if (!j.is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
-  return j;
-}
 
 // The engine's sampling parameters, under OpenAI's and llama.cpp's names.
 absl::Status ParseSampling(const Fields& f, v1::SamplingParams* sampling) {
@@ -264,7 +242,7 @@ absl::Status ParseSamplingFields(const nlohmann::json& body, v1::SamplingParams*
 
 absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body, const std::string& default_model,
                                                          std::string* param) {
-  auto j = ParseBody(body, param);
+  auto j = json_fields::ParseBody<json>(body, param);
   if (!j.ok()) return j.status();
   Fields f(*j, param);
   OpenAiRequest out;
@@ -339,7 +317,7 @@ absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body
 
 absl::StatusOr<OpenAiRequest> ParseCompletionRequest(const std::string& body, const std::string& default_model,
                                                      std::string* param) {
-  auto j = ParseBody(body, param);
+  auto j = json_fields::ParseBody<json>(body, param);
   if (!j.ok()) return j.status();
   Fields f(*j, param);
   OpenAiRequest out;
@@ -396,7 +374,7 @@ absl::StatusOr<OpenAiRequest> ParseCompletionRequest(const std::string& body, co
 
 absl::StatusOr<EmbeddingsRequest> ParseEmbeddingsRequest(const std::string& body, const std::string& default_model,
                                                          std::string* param) {
-  auto j = ParseBody(body, param);
+  auto j = json_fields::ParseBody<json>(body, param);
   if (!j.ok()) return j.status();
   Fields f(*j, param);
   EmbeddingsRequest out;

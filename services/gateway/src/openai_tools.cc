@@ -1,6 +1,7 @@
 #include "llmesh/gateway/openai_tools.h"
 
 #include "absl/strings/str_cat.h"
+#include "json_fields.h"
 #include "llmesh/engine/grammar.h"
 #include "llmesh/gateway/tool_calls.h"
 #include "nlohmann/json.hpp"
@@ -12,16 +13,8 @@ using OJson = nlohmann::ordered_json;
 
 std::string Dump(const OJson& j) { return j.dump(-1, ' ', false, OJson::error_handler_t::replace); }
 
-absl::Status Fail(std::string* param, const char* name, const std::string& msg) {
-  if (param) *param = name;
-  return absl::InvalidArgumentError(msg);
-}
-
-const OJson* Get(const OJson& obj, const char* name) {
-  auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
+using json_fields::Fail;
+using json_fields::Get;
 
 // Compiles `schema` the way the engine will, so a bad one fails here.
 absl::Status CheckSchema(const std::string& schema, std::string* param, const char* name, const std::string& where) {

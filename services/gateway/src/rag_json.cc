@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "json_fields.h"
 #include "nlohmann/json.hpp"
 
 namespace llmesh::gateway {
@@ -10,17 +11,8 @@ namespace {
 
 using json = nlohmann::ordered_json;  // fields come out in the order written
 
-absl::Status Fail(std::string* param, const char* name, const std::string& msg) {
-  if (param) *param = name;
-  return absl::InvalidArgumentError(msg);
-}
-
-const json* Get(const json& obj, const char* name) {
-  auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
+using json_fields::Fail;
+using json_fields::Get;
 // The fields both routes share, into a RetrievalSpec (top_k given its default).
 absl::Status ParseRetrieval(const json& body, int32_t default_top_k, RetrievalSpec* out, std::string* param) {
   const json* c = Get(body, "collection");
@@ -70,9 +62,9 @@ absl::Status ParseRetrieval(const json& body, int32_t default_top_k, RetrievalSp
 }  // namespace
 
 absl::StatusOr<v1::QueryRequest> ParseRagQueryRequest(const std::string& body, std::string* param) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("the request body is not valid JSON");
-  if (!j.is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
+  auto parsed = json_fields::ParseBody<json>(body, param);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
   RetrievalSpec spec;
   if (auto st = ParseRetrieval(j, 5, &spec, param); !st.ok()) return st;
   const json* q = Get(j, "query");
