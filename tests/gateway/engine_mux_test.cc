@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <gtest/gtest.h>
@@ -120,6 +121,33 @@ struct Server {
   int port = 0;
   std::unique_ptr<grpc::Server> server;
 };
+
+// gRPC 1.51 shares one completion queue among callback-API channels and
+// servers (the health service is one) and tears it down when the last of them
+// goes; when the next test's channel brought it back at once, its poller
+// thread now and then aborted on a refcount assertion (about 1 run in 200
+// under load). A server that lives as long as the test binary keeps the queue
+// up, as the gateway's own server does in production.
+class KeepCallbackQueue : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    int port = 0;
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterCallbackGenericService(&generic_);  // a callback-API server
+    server_ = b.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+  void TearDown() override {
+    server_->Shutdown();
+    server_.reset();  // now: at static destruction gRPC is gone
+  }
+
+ private:
+  grpc::CallbackGenericService generic_;
+  std::unique_ptr<grpc::Server> server_;
+};
+const auto* const kKeepCallbackQueue = ::testing::AddGlobalTestEnvironment(new KeepCallbackQueue);
 
 // Records what one generation's listener heard.
 class Recorder : public EngineMux::Listener {
