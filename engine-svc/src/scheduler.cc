@@ -384,12 +384,11 @@ bool Scheduler::Step() {
     return false;
   }
 
-  ForwardOutput out;
   absl::Status st;
   {
     std::unique_lock<std::mutex> compute;
     if (compute_mu_) compute = std::unique_lock(*compute_mu_);
-    st = ctx_->Decode(batch, *kv_, &out);
+    st = ctx_->Decode(batch, *kv_, &out_);
   }
   if (!st.ok()) {
     spdlog::error("event=forward_failed error=\"{}\"", st.message());
@@ -410,7 +409,7 @@ bool Scheduler::Step() {
   decode_window_.emplace_back(now, n_decode);
   prefill_window_.emplace_back(now, n_prefill);
   for (auto& [s, entry] : to_sample) {
-    std::span<const float> logits = out.ForBatchEntry(entry);
+    std::span<const float> logits = out_.ForBatchEntry(entry);
     SampleAndEmit(*s, logits);  // may Finish (erase) s
   }
   {
