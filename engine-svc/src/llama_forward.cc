@@ -27,9 +27,11 @@
 namespace llmesh::engine {
 namespace {
 
-// Below this many tokens an elementwise step runs on the calling thread: a
-// parallel region costs more than the work in single-token decode.
-constexpr int32_t kParallelTokens = 4;
+// Below this many floats an elementwise step over the chunk's tokens runs on
+// the calling thread: a parallel region costs more than the work (a few
+// microseconds). On stories260K (64 wide) 4 streams decoded slower than one
+// when every 4-token step split its norms across threads.
+constexpr int64_t kParallelElements = 16 * 1024;
 constexpr int64_t kParallelAttentionWork = 64 * 1024;
 // Multiply-adds below which a matmul stays on the calling thread (a 64x172
 // stories260K matrix for one token is 11K: pure synchronisation overhead).
@@ -197,8 +199,8 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
   const float eps = hp.f_norm_rms_eps;
 
   // Elementwise steps over the chunk's tokens, parallel only when it pays.
-  auto for_tokens = [&](const std::function<void(int32_t)>& fn) {
-    if (T < kParallelTokens) {
+  auto for_tokens = [&](int64_t width, const std::function<void(int32_t)>& fn) {
+    if (T * width < kParallelElements) {
       for (int32_t t = 0; t < T; ++t) fn(t);
     } else {
       pool_.ParallelFor(T, [&](int64_t b, int64_t e) {
@@ -208,7 +210,7 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
   };
 
   // Token embeddings and each token's RoPE angles (shared by all layers).
-  for_tokens([&](int32_t t) {
+  for_tokens(n_embd, [&](int32_t t) {
     DequantizeWeightRow(model_.tok_embd(), batch.token[begin + t], x_.data() + t * n_embd);
     RopeCosSin(hp, model_.rope_freq_factors(), batch.pos[begin + t],
                rope_cs_.data() + static_cast<size_t>(t) * hp.n_rot);
@@ -218,14 +220,14 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
     const LayerWeights& L = model_.layers()[il];
 
     // ---- attention ----
-    for_tokens([&](int32_t t) {
+    for_tokens(n_embd, [&](int32_t t) {
       rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.attn_norm, n_embd, eps);
     });
     MmMany({&L.wq, &L.wk, &L.wv}, xb_.data(), T, {q_.data(), k_.data(), v_.data()});
     AddBias(q_.data(), L.bq, T, n_q);
     AddBias(k_.data(), L.bk, T, n_k);
     AddBias(v_.data(), L.bv, T, n_v);
-    for_tokens([&](int32_t t) {
+    for_tokens(n_q + n_k, [&](int32_t t) {
       const float* cs = rope_cs_.data() + static_cast<size_t>(t) * hp.n_rot;
       ApplyRope(q_.data() + t * n_q, hp.n_head, hp.n_embd_head_k, hp.n_rot, hp.rope_type, cs);
       ApplyRope(k_.data() + t * n_k, hp.n_head_kv, hp.n_embd_head_k, hp.n_rot, hp.rope_type, cs);
@@ -243,11 +245,11 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
     add(x_.data(), x_.data(), xb2_.data(), static_cast<int64_t>(T) * n_embd);
 
     // ---- feed-forward (SwiGLU) ----
-    for_tokens([&](int32_t t) {
+    for_tokens(n_embd, [&](int32_t t) {
       rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.ffn_norm, n_embd, eps);
     });
     MmMany({&L.w_gate, &L.w_up}, xb_.data(), T, {hb_.data(), hb2_.data()});
-    for_tokens([&](int32_t t) {
+    for_tokens(n_ff, [&](int32_t t) {
       float* g = hb_.data() + static_cast<size_t>(t) * n_ff;
       swiglu(g, g, hb2_.data() + static_cast<size_t>(t) * n_ff, n_ff);
     });

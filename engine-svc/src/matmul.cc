@@ -80,6 +80,9 @@ TileFn SelectTile(SimdLevel level, GgmlType type) {
 // streams its weight rows past it a few rows at a time.
 constexpr int kTokenChunk = 64;
 constexpr int kRowTile = 16;
+// Activations below this many floats quantize on the calling thread: a
+// parallel region costs more than the work.
+constexpr int64_t kParallelQuantize = 16 * 1024;
 
 }  // namespace
 
@@ -124,7 +127,7 @@ std::pair<const uint8_t*, size_t> QuantizeActs(ThreadPool& pool, SimdLevel level
   auto quantize = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) quantize_row(kind, x + t * n, buf + t * x_stride, n);
   };
-  if (n_tok == 1 || pool.n_threads() == 1) {
+  if (n_tok * n < kParallelQuantize || pool.n_threads() == 1) {
     quantize(0, n_tok);
   } else {
     pool.ParallelFor(n_tok, quantize);
