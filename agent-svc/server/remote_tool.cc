@@ -8,7 +8,7 @@
 namespace llmesh::agent {
 
 RemoteTool::RemoteTool(v1::ToolSpec spec)
-    : spec_(std::move(spec)), stub_(v1::ToolService::NewStub(rpc::CreateChannel(spec_.address()))) {}
+    : spec_(std::move(spec)), stub_(v1::ToolService::NewStub(rpc::CreateExternalChannel(spec_.address()))) {}
 
 absl::StatusOr<std::string> RemoteTool::Call(const std::string& arguments_json, const ToolContext& ctx) {
   v1::ToolCallRequest req;
@@ -25,7 +25,7 @@ absl::StatusOr<std::string> RemoteTool::Call(const std::string& arguments_json, 
 
 absl::StatusOr<v1::ToolSpec> DescribeRemoteTool(const std::string& address, const std::string& name,
                                                 absl::Time deadline, const std::string& request_id) {
-  auto stub = v1::ToolService::NewStub(rpc::CreateChannel(address));
+  auto stub = v1::ToolService::NewStub(rpc::CreateExternalChannel(address));
   v1::DescribeToolsResponse resp;
   DownstreamCall call(deadline, nullptr, request_id);
   grpc::Status s = stub->Describe(call.ctx(), v1::DescribeToolsRequest(), &resp);

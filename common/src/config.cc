@@ -57,6 +57,10 @@ std::vector<OptionSpec> CommonServiceOptions(std::string_view default_listen) {
       {"shutdown_grace", "10s", "How long SIGTERM waits for in-flight RPCs before cancelling them"},
       {"max_message_bytes", "67108864", "Largest gRPC message accepted or sent, in bytes"},
       {"port_file", "", "If set, the bound port is written here once serving (for tests and launchers)"},
+      {"cluster_token", "",
+       "Shared secret of the stack: required on every internal RPC served, sent on every one made "
+       "(also LLMESH_CLUSTER_TOKEN). Empty: internal RPCs are open"},
+      {"cluster_token_file", "", "File holding cluster_token (also LLMESH_CLUSTER_TOKEN_FILE)"},
   };
 }
 

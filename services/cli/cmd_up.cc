@@ -1,7 +1,9 @@
 // `llmesh up`: the whole stack as separate processes on this machine, with a
 // control socket in the run directory that `llmesh scale` / `restart` / `ps`
 // talk to (cmd_scale.cc).
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "commands.h"
 #include "llmesh/rpc/channel.h"
+#include "llmesh/rpc/cluster_auth.h"
 #include "llmesh/rpc/health.h"
 #include "stack_config.h"
 #include "stack_control.h"
@@ -54,6 +57,29 @@ void Serve(ControlConnection& conn, StackRunner& runner) {
   }
   conn.Finish(absl::InvalidArgumentError(
       absl::StrCat("unknown request '", conn.request(), "' (scale engine N | restart engine | ps)")));
+}
+
+// Internal RPCs need the stack's cluster credential. Unless the stack file or
+// the environment names one, each run makes its own: written to
+// RUN_DIR/cluster_token (owner-only) and handed to every child through
+// LLMESH_CLUSTER_TOKEN_FILE, which `llmesh` commands read too.
+absl::Status ProvideClusterToken(const StackConfig& cfg) {
+  if (!cfg.cluster_token_in_file && std::getenv("LLMESH_CLUSTER_TOKEN") == nullptr &&
+      std::getenv("LLMESH_CLUSTER_TOKEN_FILE") == nullptr) {
+    std::string path = absl::StrCat(cfg.run_dir, "/cluster_token");
+    std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::string token = rpc::GenerateClusterToken() + "\n";
+    bool ok = fd >= 0 && ::write(fd, token.data(), token.size()) == static_cast<ssize_t>(token.size());
+    if (fd >= 0) ::close(fd);
+    if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0)
+      return absl::InternalError(absl::StrCat("cannot write the cluster token to ", path));
+    setenv("LLMESH_CLUSTER_TOKEN_FILE", path.c_str(), 1);
+  }
+  auto token = rpc::ClusterTokenFromEnv();
+  if (!token.ok()) return token.status();
+  rpc::SetClusterToken(*token);
+  return absl::OkStatus();
 }
 
 int RunUp(const std::string& config_path, const std::string& model_dir, int replicas) {
@@ -100,6 +126,10 @@ int RunUp(const std::string& config_path, const std::string& model_dir, int repl
     return 1;
   }
   fs::create_directories(cfg->run_dir);
+  if (auto st = ProvideClusterToken(*cfg); !st.ok()) {
+    std::fprintf(stderr, "llmesh up: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
   // The control socket first: a second launcher on this run directory stops here.
   auto control = ControlServer::Listen(cfg->run_dir);
   if (!control.ok()) {
@@ -138,26 +168,24 @@ int RunUp(const std::string& config_path, const std::string& model_dir, int repl
   std::printf("\nPress Ctrl-C to stop.\n");
   std::fflush(stdout);
 
-  // Wait for a signal or a child dying unexpectedly; serve control requests meanwhile.
+  // Serve control requests and restart what crashes, until Ctrl-C / SIGTERM.
   timespec now{0, 0};
-  int exit_code = 0;
+  auto report = [](const std::string& line) {
+    std::fprintf(stderr, "llmesh up: %s\n", line.c_str());
+    std::fflush(stderr);
+  };
   while (true) {
     if (auto conn = (*control)->Accept(absl::Milliseconds(100))) Serve(*conn, runner);
     int sig = sigtimedwait(&set, nullptr, &now);
     if (sig == SIGINT || sig == SIGTERM) break;
-    auto dead = runner.TakeDead();
-    for (const auto& d : dead) std::fprintf(stderr, "llmesh up: %s\n", d.c_str());
-    if (!dead.empty()) {
-      exit_code = 1;
-      break;
-    }
+    runner.Supervise(report);
   }
   std::printf("llmesh up: stopping...\n");
   std::fflush(stdout);
   control->reset();  // no more requests
   runner.StopAll();
   std::printf("llmesh up: stopped\n");
-  return exit_code;
+  return 0;
 }
 
 int RunHealth(const std::vector<std::string>& addresses) {

@@ -81,6 +81,14 @@ absl::StatusOr<StackConfig> LoadStackConfig(const std::string& path, const std::
   if (!absl::ParseDuration(Scalar(root, "common", "shutdown_grace", "10s"), &cfg.shutdown_grace))
     return absl::InvalidArgumentError("common.shutdown_grace must be a duration such as 10s");
   cfg.api_key = FirstApiKey(root);
+  cfg.cluster_token_in_file = !Scalar(root, "common", "cluster_token", "").empty() ||
+                              !Scalar(root, "common", "cluster_token_file", "").empty();
+  auto under_run_dir = [&](const char* section, const char* fallback) {
+    fs::path dir = Scalar(root, section, "data_dir", fallback);
+    return (dir.is_absolute() ? dir : fs::path(cfg.run_dir) / dir).lexically_normal().string();
+  };
+  cfg.rag_data_dir = under_run_dir("rag", "data/rag");
+  cfg.agent_data_dir = under_run_dir("agent", "data/agent");
 
   struct Def { const char* section; const char* binary; const char* service; const char* listen; };
   const Def defs[] = {

@@ -41,6 +41,12 @@ struct StackConfig {
   // Compute threads per engine worker: engine.threads, else the launcher
   // splits this machine's cores over the workers it starts (0 = unset).
   int engine_threads = 0;
+  // common.cluster_token / cluster_token_file is set in the stack file: the
+  // services read it themselves. Otherwise the launcher hands them one.
+  bool cluster_token_in_file = false;
+  // Where rag-svc and agent-svc keep their databases: their data_dir from the
+  // stack file, under run_dir when relative (not in the working tree).
+  std::string rag_data_dir, agent_data_dir;
 };
 
 // $LLMESH_CONFIG, else deploy/llmesh.yaml of the source tree this binary was built in.

@@ -74,6 +74,17 @@ std::string StackRunner::PortFile(const StackProcess& p) const {
 
 absl::Status StackRunner::Start(const StackProcess& p) {
   std::string log = absl::StrCat(config_.run_dir, "/", p.name, ".log");
+  auto proc = Spawn(p, log);
+  if (!proc.ok()) return proc.status();
+  Running r;
+  r.spec = p;
+  r.proc = *std::move(proc);
+  r.log = std::move(log);
+  procs_.push_back(std::move(r));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Subprocess>> StackRunner::Spawn(const StackProcess& p, const std::string& log) {
   std::remove(PortFile(p).c_str());  // a previous run's: WaitServing waits for the new one
   std::vector<std::string> argv = {absl::StrCat(bin_dir_, "/", p.binary), "--config", config_.config_path,
                                    "--listen", p.address(), "--port-file", PortFile(p)};
@@ -98,6 +109,10 @@ absl::Status StackRunner::Start(const StackProcess& p) {
     // engines run (llmesh scale); rag_search through rag-svc.
     argv.insert(argv.end(), {"--gateway", gateway_addr_});
     if (!rag_addr_.empty()) argv.insert(argv.end(), {"--rag", rag_addr_});
+    if (std::getenv("LLMESH_AGENT_DATA_DIR") == nullptr)
+      argv.insert(argv.end(), {"--data-dir", config_.agent_data_dir});
+  } else if (p.section == "rag") {
+    if (std::getenv("LLMESH_RAG_DATA_DIR") == nullptr) argv.insert(argv.end(), {"--data-dir", config_.rag_data_dir});
   }
   std::string section_env = p.section;
   for (char& c : section_env) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -108,8 +123,7 @@ absl::Status StackRunner::Start(const StackProcess& p) {
   if (!proc.ok())
     return absl::Status(proc.status().code(),
                         absl::StrCat("cannot start ", p.name, ": ", proc.status().message()));
-  procs_.push_back({p, std::move(*proc), log});
-  return absl::OkStatus();
+  return proc;
 }
 
 absl::Status StackRunner::WaitServing(Running& r, absl::Time deadline) {
@@ -241,6 +255,10 @@ size_t StackRunner::Find(const std::string& name) const {
 void StackRunner::StopEngine(size_t index, const Progress& progress) {
   Running r = std::move(procs_[index]);
   procs_.erase(procs_.begin() + static_cast<ptrdiff_t>(index));
+  if (!r.proc) {
+    progress(absl::StrCat("removed ", r.spec.name, " (it was waiting to be restarted)"));
+    return;
+  }
   progress(absl::StrCat("stopping ", r.spec.name, " on ", r.spec.address(), " (pid ", Pid(*r.proc),
                         "): it deregisters from the gateway, then drains its streams"));
   r.proc->Signal(SIGTERM);
@@ -322,35 +340,63 @@ absl::Status StackRunner::RestartEngines(const Progress& progress) {
 
 std::vector<std::string> StackRunner::Describe() const {
   std::vector<std::string> out;
+  absl::Time now = absl::Now();
   for (const auto& r : procs_) {
-    char line[160];
-    std::snprintf(line, sizeof(line), "%-12s %-22s pid %d", r.spec.name.c_str(), r.spec.address().c_str(),
-                  static_cast<int>(r.proc->pid()));
+    std::string pid = r.proc ? std::to_string(r.proc->pid()) : "-";
+    std::string state =
+        r.proc ? absl::StrCat("up ", absl::FormatDuration(absl::Trunc(now - r.started, absl::Seconds(1))))
+               : absl::StrCat("exited; restarting in ",
+                              absl::FormatDuration(absl::Ceil(std::max(r.restart_at - now, absl::ZeroDuration()),
+                                                              absl::Seconds(1))));
+    char line[200];
+    std::snprintf(line, sizeof(line), "%-12s %-22s pid %-8s restarts %-3d %s", r.spec.name.c_str(),
+                  r.spec.address().c_str(), pid.c_str(), r.restarts, state.c_str());
     out.push_back(line);
   }
   return out;
 }
 
-std::vector<std::string> StackRunner::TakeDead() {
-  std::vector<std::string> dead;
-  for (size_t i = 0; i < procs_.size();) {
-    if (procs_[i].proc->running()) {
-      ++i;
+void StackRunner::Supervise(const Progress& progress) {
+  absl::Time now = absl::Now();
+  for (auto& r : procs_) {
+    if (r.proc && !r.proc->running()) {
+      auto code = r.proc->Wait(absl::ZeroDuration());
+      if (now - r.started >= kStableUptime) r.backoff = kFirstBackoff;
+      r.restart_at = now + r.backoff;
+      progress(absl::StrCat(r.spec.name, " (pid ", r.proc->pid(), ") exited unexpectedly",
+                            code.ok() ? absl::StrCat(" with status ", *code) : "", "; restarting it in ",
+                            absl::FormatDuration(r.backoff), " (restart ", r.restarts + 1, "; log ", r.log, ")"));
+      r.backoff = std::min(2 * r.backoff, kMaxBackoff);
+      r.proc.reset();
+    }
+    if (r.proc || now < r.restart_at) continue;
+    // The kernel may hold the port a moment after the exit.
+    if (!PortFree(r.spec.host, r.spec.port)) {
+      r.restart_at = now + absl::Milliseconds(200);
       continue;
     }
-    dead.push_back(absl::StrCat(procs_[i].spec.name, " exited unexpectedly\n--- last lines of ", procs_[i].log,
-                                " ---\n", Tail(procs_[i].log)));
-    procs_.erase(procs_.begin() + static_cast<ptrdiff_t>(i));
+    auto proc = Spawn(r.spec, r.log);
+    ++r.restarts;
+    r.started = now;
+    if (!proc.ok()) {
+      r.restart_at = now + r.backoff;
+      progress(absl::StrCat("cannot restart ", r.spec.name, ": ", proc.status().message()));
+      continue;
+    }
+    r.proc = *std::move(proc);
+    // Engines register with the gateway again once loaded; clients of the
+    // others reconnect on their own.
+    progress(absl::StrCat("restarted ", r.spec.name, " on ", r.spec.address(), " (pid ", r.proc->pid(), ")"));
   }
-  return dead;
 }
 
 void StackRunner::StopAll() {
   // Reverse order: the gateway stops taking requests before its backends go.
-  for (auto it = procs_.rbegin(); it != procs_.rend(); ++it) it->proc->Signal(SIGTERM);
+  for (auto it = procs_.rbegin(); it != procs_.rend(); ++it)
+    if (it->proc) it->proc->Signal(SIGTERM);
   absl::Duration grace = config_.shutdown_grace + absl::Seconds(10);
   for (auto it = procs_.rbegin(); it != procs_.rend(); ++it) {
-    if (!it->proc->Wait(grace).ok()) {
+    if (it->proc && !it->proc->Wait(grace).ok()) {
       std::fprintf(stderr, "llmesh up: %s did not stop in %s; killing it\n", it->spec.name.c_str(),
                    absl::FormatDuration(grace).c_str());
       it->proc->Signal(SIGKILL);

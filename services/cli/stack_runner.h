@@ -1,7 +1,9 @@
 // The processes of a running stack, as `llmesh up` owns them: start them in
 // order and wait for each to be SERVING; add or remove engine workers while
 // the stack runs (scale); replace the engines one at a time (rolling
-// restart); stop everything. Engine workers self-register with the gateway,
+// restart); restart any process that exits on its own, with backoff (a
+// process manager's job: one crash must not take the stack down); stop
+// everything. Engine workers self-register with the gateway,
 // so adding one is starting it, and removing one is SIGTERM: it deregisters
 // (the gateway routes nothing new to it), drains its in-flight streams and
 // exits. Not thread-safe: the launcher's main thread drives it.
@@ -46,12 +48,13 @@ class StackRunner {
   // Checked between the steps of a long operation; true cancels what is left.
   void SetInterrupted(std::function<bool()> fn) { interrupted_ = std::move(fn); }
 
-  // One line per process: name, address, pid.
+  // One line per process: name, address, pid, restarts, state.
   std::vector<std::string> Describe() const;
   int engines() const;
-  // Processes that exited on their own since the last call (removed), with
-  // the tail of their logs.
-  std::vector<std::string> TakeDead();
+  // Notices processes that exited on their own and starts them again on the
+  // same address once their backoff has passed (1 s, doubling to 30 s; back to
+  // 1 s after a minute up). Call it often; it does not block.
+  void Supervise(const Progress& progress);
   // SIGTERM to every process, then wait (SIGKILL after the grace). Idempotent.
   void StopAll();
 
@@ -61,12 +64,21 @@ class StackRunner {
  private:
   struct Running {
     StackProcess spec;
-    std::unique_ptr<Subprocess> proc;
+    std::unique_ptr<Subprocess> proc;  // null while waiting to be restarted
     std::string log;
+    int restarts = 0;
+    absl::Time started = absl::Now();
+    absl::Time restart_at;
+    absl::Duration backoff = kFirstBackoff;
   };
+  static constexpr absl::Duration kFirstBackoff = absl::Seconds(1);
+  static constexpr absl::Duration kMaxBackoff = absl::Seconds(30);
+  // Up this long, a process counts as healthy again: its next crash waits kFirstBackoff.
+  static constexpr absl::Duration kStableUptime = absl::Minutes(1);
 
   // RUN_DIR/<name>.port: written by the process once it listens.
   std::string PortFile(const StackProcess& p) const;
+  absl::StatusOr<std::unique_ptr<Subprocess>> Spawn(const StackProcess& p, const std::string& log);
   absl::Status Start(const StackProcess& p);
   absl::Status WaitServing(Running& r, absl::Time deadline);
   // Workers the gateway routes the stack's model to; -1 when it does not answer.

@@ -50,6 +50,9 @@ GATEWAY_HTTP_PORT_DEFAULT = 8080
 # --strict makes them errors. Remove an entry once its binary lists the option.
 PENDING = {}
 
+# One-shot compose services that run before the stack (no llmesh binary, no ports).
+COMPOSE_HELPERS = {"cluster-token"}
+
 # Service names as addresses (compose service names, k8s Service names) -> section.
 ADDRESS_NAMES = {"tokenizer": "tokenizer", "engine": "engine", "engine-headless": "engine",
                  "rag": "rag", "agent": "agent", "gateway": "gateway"}
@@ -233,8 +236,11 @@ def check_compose(src, opts, ports):
         with open(path) as f:
             doc = yaml.safe_load(f)
     services = doc.get("services") or {}
-    if set(services) != set(SECTIONS):
-        fail(f"compose services {sorted(services)} != {sorted(SECTIONS)}")
+    if set(services) - COMPOSE_HELPERS != set(SECTIONS):
+        fail(f"compose services {sorted(set(services) - COMPOSE_HELPERS)} != {sorted(SECTIONS)}")
+    for name in COMPOSE_HELPERS & set(services):
+        if services[name].get("ports"):
+            fail(f"compose service {name}: a one-shot helper publishes ports")
     images = {str(s.get("image")) for s in services.values()}
     if len(images) != 1:
         fail(f"compose: services use different images {sorted(images)}; expected one image for all")
@@ -252,6 +258,8 @@ def check_compose(src, opts, ports):
         check_addresses(f"{where} command", words, ports)
         env = env_dict(svc.get("environment"))
         check_env(where, sec, env, opts, ports)
+        if not any(k.startswith(f"LLMESH_{sec.upper()}_CLUSTER_TOKEN") for k in env):
+            fail(f"{where}: no cluster token (LLMESH_{sec.upper()}_CLUSTER_TOKEN_FILE): internal RPCs would be open")
         port = ports.get(sec)
         hc = svc.get("healthcheck") or {}
         test = hc.get("test")
@@ -333,9 +341,12 @@ def k8s_documents(src):
     if kubectl:
         with tempfile.TemporaryDirectory() as tmp:
             copy = os.path.join(tmp, "deploy")
-            shutil.copytree(deploy, copy, ignore=shutil.ignore_patterns("models", ".env", "api-keys.env"))
+            shutil.copytree(deploy, copy,
+                            ignore=shutil.ignore_patterns("models", ".env", "api-keys.env", "cluster-token.env"))
             with open(os.path.join(copy, "k8s", "api-keys.env"), "w") as f:
                 f.write("api_keys=ci-dummy-key\n")
+            with open(os.path.join(copy, "k8s", "cluster-token.env"), "w") as f:
+                f.write("cluster_token=" + "0" * 64 + "\n")
             p = subprocess.run([kubectl, "kustomize", copy], capture_output=True, text=True, timeout=120)
             if p.returncode != 0:
                 fail(f"kubectl kustomize deploy failed:\n{p.stderr}")
@@ -452,6 +463,8 @@ def check_k8s(src, opts, ports):
                     check_key(f"{cw} args", sec, fl, opts)
                 check_addresses(f"{cw} args", c.get("args") or [], ports)
                 check_env(cw, sec, env, opts, ports)
+                if f"LLMESH_{sec.upper()}_CLUSTER_TOKEN" not in env:
+                    fail(f"{cw}: no LLMESH_{sec.upper()}_CLUSTER_TOKEN from a Secret: internal RPCs would be open")
             mounts = {m["mountPath"]: m for m in c.get("volumeMounts") or []}
             m = mounts.get("/etc/llmesh")
             if not m or not vols.get(m["name"], {}).get("configMap") or not m.get("readOnly"):

@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "llmesh/rpc/channel.h"
+#include "llmesh/rpc/cluster_auth.h"
 #include "llmesh/v1/agent.grpc.pb.h"
 #include "llmesh/v1/rag.grpc.pb.h"
 #include "llmesh/v1/tokenizer.grpc.pb.h"
@@ -37,7 +38,8 @@ constexpr char kModel[] = "stories260K";
 // call is cancelled (by the deadline or the client) and counts that.
 class TestTools final : public ToolService::Service {
  public:
-  grpc::Status Describe(grpc::ServerContext*, const DescribeToolsRequest*, DescribeToolsResponse* resp) override {
+  grpc::Status Describe(grpc::ServerContext* ctx, const DescribeToolsRequest*, DescribeToolsResponse* resp) override {
+    NoteClusterToken(*ctx);
     auto* echo = resp->add_tools();
     echo->set_name("echo");
     echo->set_description("Repeats a short text.");
@@ -51,6 +53,7 @@ class TestTools final : public ToolService::Service {
   }
 
   grpc::Status Call(grpc::ServerContext* ctx, const ToolCallRequest* req, ToolCallResponse* resp) override {
+    NoteClusterToken(*ctx);
     if (req->name() == "echo") {
       echo_args.push_back(req->arguments_json());
       resp->set_output(absl::StrCat("echo says ", req->arguments_json()));
@@ -62,7 +65,13 @@ class TestTools final : public ToolService::Service {
     return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
   }
 
+  // A tool server is outside the stack: it must never see the cluster token.
+  void NoteClusterToken(const grpc::ServerContext& ctx) {
+    if (ctx.client_metadata().count(rpc::kClusterTokenKey)) saw_cluster_token.fetch_add(1);
+  }
+
   std::vector<std::string> echo_args;  // written by one call at a time in these tests
+  std::atomic<int> saw_cluster_token{0};
   std::atomic<int> slow_started{0};
   std::atomic<int> slow_cancelled{0};
 };
@@ -347,6 +356,7 @@ TEST_F(AgentServiceTest, RemoteToolIsRegisteredAndCalledAndSurvivesARestart) {
   ASSERT_NE(result, nullptr);
   EXPECT_FALSE(result->tool_error());
   EXPECT_EQ(result->text(), absl::StrCat("echo says ", tools_->echo_args[0]));
+  EXPECT_EQ(tools_->saw_cluster_token.load(), 0);
 
   UnregisterToolRequest un;
   un.set_name("echo");

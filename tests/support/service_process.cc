@@ -7,9 +7,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "llmesh/rpc/channel.h"
+#include "llmesh/rpc/cluster_auth.h"
 #include "llmesh/rpc/health.h"
 
 namespace llmesh::testing {
+namespace {
+// Integration tests run their stacks as deployments do, with a cluster
+// credential: the services they start inherit it, their own calls carry it.
+[[maybe_unused]] const bool kClusterToken = [] {
+  if (getenv("LLMESH_CLUSTER_TOKEN") == nullptr && getenv("LLMESH_CLUSTER_TOKEN_FILE") == nullptr)
+    setenv("LLMESH_CLUSTER_TOKEN", rpc::GenerateClusterToken().c_str(), 1);
+  auto token = rpc::ClusterTokenFromEnv();
+  rpc::SetClusterToken(token.ok() ? *token : "");
+  return true;
+}();
+}  // namespace
 
 std::string MakeTempDir(const std::string& prefix) {
   const char* base = getenv("TEST_TMPDIR");
@@ -28,6 +40,7 @@ absl::StatusOr<Service> StartService(const std::string& binary, const std::vecto
   if (!proc.ok()) return proc.status();
   Service svc;
   svc.process = std::move(*proc);
+  svc.log = dir + "/log.txt";
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     std::ifstream f(port_file);

@@ -18,6 +18,7 @@ using ::llmesh::Subprocess;
 struct Service {
   std::unique_ptr<Subprocess> process;
   int port = 0;
+  std::string log;  // its stdout and stderr
   std::string address() const { return "127.0.0.1:" + std::to_string(port); }
 };
 

@@ -1,15 +1,15 @@
 #include "llmesh/rpc/channel.h"
 
 #include "absl/strings/str_cat.h"
+#include "llmesh/rpc/cluster_auth.h"
 
 namespace llmesh::rpc {
 namespace {
 std::chrono::system_clock::time_point FromNow(absl::Duration d) {
   return std::chrono::system_clock::now() + absl::ToChronoMilliseconds(d);
 }
-}  // namespace
 
-std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target, int max_message_bytes) {
+grpc::ChannelArguments ChannelArgs(int max_message_bytes) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(max_message_bytes);
   args.SetMaxSendMessageSize(max_message_bytes);
@@ -19,7 +19,19 @@ std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target, int max_
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return args;
+}
+}  // namespace
+
+std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target, int max_message_bytes) {
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(ClusterTokenInterceptor());
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      target, grpc::InsecureChannelCredentials(), ChannelArgs(max_message_bytes), std::move(interceptors));
+}
+
+std::shared_ptr<grpc::Channel> CreateExternalChannel(const std::string& target, int max_message_bytes) {
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), ChannelArgs(max_message_bytes));
 }
 
 std::unique_ptr<grpc::ClientContext> ContextWithTimeout(absl::Duration timeout) {

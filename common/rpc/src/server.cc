@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "llmesh/common/logging.h"
+#include "llmesh/rpc/cluster_auth.h"
 #include "spdlog/spdlog.h"
 
 namespace llmesh::rpc {
@@ -25,6 +26,9 @@ absl::StatusOr<ServerOptions> ServerOptions::FromConfig(const Config& config) {
   if (!grace.ok()) return grace.status();
   o.shutdown_grace = *grace;
   o.port_file = config.GetString("port_file");
+  auto token = ClusterTokenFromConfig(config);
+  if (!token.ok()) return token.status();
+  o.cluster_token = *std::move(token);
   return o;
 }
 
@@ -49,8 +53,9 @@ ServerRunner::ServerRunner(ServerOptions options) : options_(std::move(options))
 
 ServerRunner::~ServerRunner() { Shutdown(); }
 
-void ServerRunner::AddService(grpc::Service* service, std::string full_name) {
+void ServerRunner::AddService(grpc::Service* service, std::string full_name, Access access) {
   services_.push_back(service);
+  if (access == Access::kPublic) public_services_.push_back(full_name);
   service_names_.push_back(std::move(full_name));
 }
 
@@ -60,7 +65,15 @@ absl::Status ServerRunner::Start() {
   grpc::ServerBuilder builder;
   // Internal services are reached over loopback or a cluster network; TLS is
   // the gateway's concern (SetCredentials).
-  builder.AddListeningPort(options_.listen, credentials_ ? credentials_ : grpc::InsecureServerCredentials(), &port_);
+  auto credentials = credentials_ ? credentials_ : grpc::InsecureServerCredentials();
+  if (!options_.cluster_token.empty()) {
+    credentials = ClusterAuthServerCredentials(
+        std::make_shared<ClusterAuthPolicy>(options_.cluster_token, public_services_), credentials_);
+  } else if (public_services_.size() < services_.size()) {
+    spdlog::warn("event=cluster_auth_off what=\"no cluster_token: internal RPCs are open to anyone who can "
+                 "reach {}\"", options_.listen);
+  }
+  builder.AddListeningPort(options_.listen, credentials, &port_);
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind a port
   // that is taken; we want "address in use" instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

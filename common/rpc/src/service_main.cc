@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "llmesh/common/logging.h"
+#include "llmesh/rpc/cluster_auth.h"
 #include "spdlog/spdlog.h"
 
 namespace llmesh::rpc {
@@ -31,6 +32,8 @@ int RunService(int argc, char** argv, std::string_view section, std::string_view
     spdlog::error("event=bad_config error=\"{}\"", server_options.status().message());
     return 2;
   }
+  // Outgoing calls present the same credential the server demands.
+  SetClusterToken(server_options->cluster_token);
   ServerRunner runner(*server_options);
   if (auto st = module.Init(*config, runner); !st.ok()) {
     spdlog::error("event=init_failed error=\"{}\"", st.message());

@@ -164,7 +164,7 @@ class Module : public llmesh::rpc::ServiceModule {
 
     gateway_ = std::make_unique<GatewayServiceImpl>(gw_, keys_);
     registry_ = std::make_unique<WorkerRegistryImpl>(*pool_, *router_, heartbeat_interval);
-    runner.AddService(gateway_.get(), llmesh::v1::Gateway::service_full_name());
+    runner.AddService(gateway_.get(), llmesh::v1::Gateway::service_full_name(), llmesh::rpc::ServerRunner::Access::kPublic);
     runner.AddService(registry_.get(), llmesh::v1::WorkerRegistry::service_full_name());
     // Stop taking HTTP generations when shutdown starts; gRPC drains in the runner.
     runner.OnShutdown([this] { http_->Drain(); });

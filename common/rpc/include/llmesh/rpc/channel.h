@@ -15,10 +15,15 @@ namespace llmesh::rpc {
 // Metadata key carrying the request id from the gateway to every service.
 inline constexpr char kRequestIdKey[] = "x-request-id";
 
-// An insecure channel to an internal service at `target` (host:port or any
-// gRPC target such as dns:///engine:50052), with keepalive and message limits.
+// A plaintext channel to an internal service at `target` (host:port or any
+// gRPC target such as dns:///engine:50052), with keepalive and message limits;
+// every call on it carries the process's cluster token (cluster_auth.h).
 std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target,
                                              int max_message_bytes = 64 << 20);
+// The same for a server outside the stack (a user's tool server): it never
+// sees the cluster token.
+std::shared_ptr<grpc::Channel> CreateExternalChannel(const std::string& target,
+                                                     int max_message_bytes = 64 << 20);
 
 // A context with a deadline `timeout` from now.
 std::unique_ptr<grpc::ClientContext> ContextWithTimeout(absl::Duration timeout);

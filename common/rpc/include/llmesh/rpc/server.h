@@ -29,6 +29,8 @@ struct ServerOptions {
   absl::Duration shutdown_grace = absl::Seconds(10);
   // Written with the bound port once listening (launchers and tests read it).
   std::string port_file;
+  // The stack's shared secret (cluster_auth.h). Empty: every RPC is open.
+  std::string cluster_token;
 
   // From the options every service has (CommonServiceOptions).
   static absl::StatusOr<ServerOptions> FromConfig(const Config& config);
@@ -44,9 +46,12 @@ class ServerRunner {
   explicit ServerRunner(ServerOptions options);
   ~ServerRunner();
 
+  // Who may call a service when a cluster token is set: the stack only, or
+  // anyone (a public API with its own authentication).
+  enum class Access { kCluster, kPublic };
   // Services must outlive the runner. Each is reported in health under its
   // full name (e.g. "llmesh.v1.EngineService") as well as under "".
-  void AddService(grpc::Service* service, std::string full_name);
+  void AddService(grpc::Service* service, std::string full_name, Access access = Access::kCluster);
 
   absl::Status Start();
   int port() const { return port_; }
@@ -75,6 +80,7 @@ class ServerRunner {
   ServerOptions options_;
   std::vector<grpc::Service*> services_;
   std::vector<std::string> service_names_;
+  std::vector<std::string> public_services_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::ServerCredentials> credentials_;
   std::vector<std::function<void()>> on_shutdown_;
