@@ -6,13 +6,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "launcher_stack.h"
+#include "llmesh/rpc/cluster_auth.h"
+#include "llmesh/v1/tokenizer.grpc.pb.h"
 #include "service_process.h"
 
 namespace llmesh::testing {
@@ -23,7 +29,7 @@ struct Stack {
   std::vector<int> ports;  // tokenizer, engine-1, engine-2, rag, agent, gateway
 };
 
-Stack WriteStack(const std::string& model_dir) {
+Stack WriteStack(const std::string& model_dir, bool relative_data_dirs = false) {
   Stack s;
   s.dir = MakeTempDir("up");
   // Engine replicas take consecutive ports: find a base whose next port is free too.
@@ -36,8 +42,8 @@ Stack WriteStack(const std::string& model_dir) {
       "common: {model_dir: \"", model_dir, "\", model: stories260K, log_level: warn}\n",
       "stack: {run_dir: \"", s.dir, "/run\", engine_replicas: 2, ready_timeout: 60s}\n",
       "tokenizer: {listen: 127.0.0.1:", s.ports[0], "}\n", "engine: {listen: 127.0.0.1:", s.ports[1], "}\n",
-      "rag: {listen: 127.0.0.1:", s.ports[3], ", data_dir: \"", s.dir, "/rag\"}\n",
-      "agent: {listen: 127.0.0.1:", s.ports[4], ", data_dir: \"", s.dir, "/agent\"}\n",
+      "rag: {listen: 127.0.0.1:", s.ports[3], ", data_dir: \"", relative_data_dirs ? "data" : s.dir, "/rag\"}\n",
+      "agent: {listen: 127.0.0.1:", s.ports[4], ", data_dir: \"", relative_data_dirs ? "data" : s.dir, "/agent\"}\n",
       "gateway: {listen: 127.0.0.1:", s.ports[5], ", http_listen: 127.0.0.1:", FreePort(), "}\n");
   return s;
 }
@@ -62,6 +68,61 @@ TEST(UpTest, StartsEveryServiceAndStopsThemAllOnCtrlC) {
   // Nothing left running: every port is closed.
   for (int port : s.ports)
     EXPECT_FALSE(HealthStatus(absl::StrCat("127.0.0.1:", port), "", absl::Milliseconds(300)).ok()) << port;
+}
+
+// Started with no cluster token configured, the launcher makes one for the
+// run (owner-only file in the run directory) that the internal services
+// require; relative data directories land in the run directory, not in the
+// working tree.
+TEST(UpTest, MakesAClusterTokenPerRunAndKeepsDataInTheRunDirectory) {
+  Stack s = WriteStack(std::string(LLMESH_SHARED_DIR) + "/models", /*relative_data_dirs=*/true);
+  std::string saved = getenv("LLMESH_CLUSTER_TOKEN") ? getenv("LLMESH_CLUSTER_TOKEN") : "";
+  unsetenv("LLMESH_CLUSTER_TOKEN");
+  unsetenv("LLMESH_CLUSTER_TOKEN_FILE");
+  auto up = Subprocess::Start({LlmeshBin(), "up", "--config", s.config}, s.log);
+  if (!saved.empty()) setenv("LLMESH_CLUSTER_TOKEN", saved.c_str(), 1);
+  ASSERT_TRUE(up.ok());
+  absl::Time deadline = absl::Now() + absl::Seconds(90);
+  while (ReadFile(s.log).find("Press Ctrl-C") == std::string::npos) {
+    ASSERT_TRUE((*up)->running()) << ReadFile(s.log);
+    ASSERT_LT(absl::Now(), deadline) << ReadFile(s.log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::string token_file = s.dir + "/run/cluster_token";
+  struct stat st {};
+  ASSERT_EQ(stat(token_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string token(absl::StripAsciiWhitespace(ReadFile(token_file)));
+  EXPECT_EQ(token.size(), 64u);
+  EXPECT_NE(token, saved);
+  EXPECT_TRUE(std::filesystem::is_directory(s.dir + "/run/data/rag"));
+  EXPECT_TRUE(std::filesystem::is_directory(s.dir + "/run/data/agent"));
+
+  auto tokenize = [&](const std::string& with) {
+    auto stub = v1::TokenizerService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", s.ports[0]), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!with.empty()) ctx.AddMetadata(rpc::kClusterTokenKey, with);
+    v1::TokenizeRequest req;
+    req.set_model("stories260K");
+    req.set_text("hello");
+    v1::TokenizeResponse resp;
+    return stub->Tokenize(&ctx, req, &resp).error_code();
+  };
+  EXPECT_EQ(tokenize(""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(tokenize(token), grpc::StatusCode::OK);
+
+  (*up)->Signal(SIGINT);
+  auto code = (*up)->Wait(absl::Seconds(60));
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0) << ReadFile(s.log);
+}
+
+TEST(UpTest, PrintsItsVersion) {
+  CommandResult r = RunLlmesh({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.output.find("llmesh 0."), std::string::npos) << r.output;
 }
 
 TEST(UpTest, FailsFastWhenAPortIsTaken) {
