@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "hnswlib/hnswlib.h"
+#include "hnsw_graph.h"
 
 namespace llmesh::rag {
 namespace {
@@ -68,7 +68,7 @@ void Normalize(std::span<float> v) {
 }
 
 DenseIndex::DenseIndex(int32_t dim, Metric metric)
-    : dim_(dim), metric_(metric), space_(std::make_unique<hnswlib::InnerProductSpace>(static_cast<size_t>(dim))) {}
+    : dim_(dim), metric_(metric), space_(std::make_unique<InnerProductSpace>(static_cast<size_t>(dim))) {}
 
 DenseIndex::~DenseIndex() = default;
 
@@ -77,7 +77,7 @@ absl::StatusOr<std::unique_ptr<DenseIndex>> DenseIndex::Create(int32_t dim, Metr
   if (dim <= 0 || dim > kMaxDimension) return absl::InvalidArgumentError(absl::StrCat("bad dimension ", dim));
   std::unique_ptr<DenseIndex> index(new DenseIndex(dim, metric));
   try {
-    index->hnsw_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(
+    index->hnsw_ = std::make_unique<HnswGraph>(
         index->space_.get(), std::max<size_t>(capacity, 16), static_cast<size_t>(options.m),
         static_cast<size_t>(options.ef_construction));
     index->hnsw_->setEf(static_cast<size_t>(options.ef_search));
@@ -102,7 +102,7 @@ absl::StatusOr<std::unique_ptr<DenseIndex>> DenseIndex::Load(const std::string& 
   if (actual->first != hash || actual->second != size) return absl::DataLossError("index file does not match its sidecar");
   std::unique_ptr<DenseIndex> index(new DenseIndex(dim, metric));
   try {
-    index->hnsw_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(index->space_.get(), path, false);
+    index->hnsw_ = std::make_unique<HnswGraph>(index->space_.get(), path, false);
     if (index->hnsw_->data_size_ != static_cast<size_t>(dim) * sizeof(float))
       return absl::DataLossError("index dimension mismatch");
     // hnswlib 0.6.2's loading constructor never initialises num_deleted_
@@ -156,11 +156,21 @@ absl::Status DenseIndex::Add(int64_t label, std::span<const float> vec) {
   if (static_cast<int32_t>(vec.size()) != dim_)
     return absl::InvalidArgumentError(absl::StrCat("vector of dimension ", vec.size(), ", index has ", dim_));
   std::vector<float> v = Prepare(vec);
+  const auto key = static_cast<hnswlib::labeltype>(label);
   try {
-    if (hnsw_->cur_element_count >= hnsw_->max_elements_ &&
-        hnsw_->label_lookup_.find(static_cast<hnswlib::labeltype>(label)) == hnsw_->label_lookup_.end())
+    // A label already present (live or removed) gets a new node and its old
+    // one becomes a tombstone, rather than hnswlib 0.6.2's in-place update
+    // (addPoint on a known label): its updatePoint memcpy's into a null
+    // vector for a node with no neighbours on some level, undefined behaviour
+    // and common (any node alone on its top level). Loading keeps the newest
+    // node of a label, this one; the collection compacts tombstones on load.
+    if (auto it = hnsw_->label_lookup_.find(key); it != hnsw_->label_lookup_.end()) {
+      if (!hnsw_->isMarkedDeleted(it->second)) hnsw_->markDeletedInternal(it->second);
+      hnsw_->label_lookup_.erase(it);
+    }
+    if (hnsw_->cur_element_count >= hnsw_->max_elements_)
       hnsw_->resizeIndex(std::max<size_t>(1024, hnsw_->max_elements_ * 2));
-    hnsw_->addPoint(v.data(), static_cast<hnswlib::labeltype>(label));
+    hnsw_->Insert(v.data(), key);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("hnsw add: ", e.what()));
   }

@@ -1,11 +1,14 @@
 #include "llmesh/rag/dense_index.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
-#include <cstdio>
+#include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -226,6 +229,112 @@ TEST(DenseIndexTest, KAtLeastLiveCountIsExactAfterDeletesAndReload) {
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 55u);
   EXPECT_TRUE(LabelSet(*all).count(4));
+}
+
+// Every way the collection changes its index, mixed at random, with M = 4 so
+// that most nodes have upper levels and their lists fill after a few inserts:
+// new labels past the capacity (resizes), replacements (hnswlib's update
+// path), removals, re-adds of removed labels, a stretch that deletes most of
+// the index, a save and load halfway (link lists sized as the file says),
+// and searches throughout, then from several threads at once. Under
+// AddressSanitizer this is what hnswlib's SSE prefetches tripped on: a
+// heap-buffer-overflow reading past an upper-level link list in
+// searchBaseLayer, from addPoint.
+TEST(DenseIndexTest, EveryInsertPatternIsMemorySafe) {
+  constexpr int kDim = 24;  // not a multiple of 16: the distance's tail loop runs too
+  HnswOptions options;
+  options.m = 4;
+  options.ef_construction = 32;
+  options.ef_search = 16;
+  auto created = DenseIndex::Create(kDim, Metric::kCosine, options, 16);
+  ASSERT_TRUE(created.ok());
+  std::unique_ptr<DenseIndex> index = std::move(*created);
+  std::mt19937 rng(21);
+  std::map<int64_t, std::vector<float>> live, dead;
+  int64_t next_label = 1;
+  auto pick = [&](const std::map<int64_t, std::vector<float>>& m) {
+    auto it = m.begin();
+    std::advance(it, std::uniform_int_distribution<size_t>(0, m.size() - 1)(rng));
+    return it->first;
+  };
+  auto check = [&](const char* when) {
+    ASSERT_EQ(index->live_count(), live.size()) << when;
+    auto labels = index->Labels();
+    std::set<int64_t> got(labels.begin(), labels.end()), want;
+    for (const auto& [label, v] : live) want.insert(label);
+    ASSERT_EQ(got, want) << when;
+    if (live.empty()) return;
+    int64_t probe = pick(live);
+    auto all = index->Search(live[probe], live.size());  // exact: itself first
+    ASSERT_TRUE(all.ok()) << when;
+    ASSERT_EQ(all->size(), live.size()) << when;
+    EXPECT_NEAR((*all)[0].score, 1.0, 1e-4) << when;
+    auto some = index->Search(RandomUnit(rng, kDim), 5);
+    ASSERT_TRUE(some.ok()) << when;
+    EXPECT_EQ(some->size(), std::min<size_t>(5, live.size())) << when;
+    for (const auto& h : *some) EXPECT_TRUE(live.count(h.label)) << when << " label " << h.label;
+  };
+  auto step = [&](bool mostly_delete) {
+    int op = std::uniform_int_distribution<int>(0, 9)(rng);
+    if (mostly_delete && op < 8) op = 9;
+    if (op < 5 || live.empty()) {  // a new label
+      live[next_label] = RandomUnit(rng, kDim);
+      ASSERT_TRUE(index->Add(next_label, live[next_label]).ok());
+      ++next_label;
+    } else if (op < 7) {  // replace a live label's vector
+      int64_t label = pick(live);
+      live[label] = RandomUnit(rng, kDim);
+      ASSERT_TRUE(index->Add(label, live[label]).ok());
+    } else if (op < 8 && !dead.empty()) {  // bring a removed label back, with a new vector
+      int64_t label = pick(dead);
+      dead.erase(label);
+      live[label] = RandomUnit(rng, kDim);
+      ASSERT_TRUE(index->Add(label, live[label]).ok());
+    } else {
+      int64_t label = pick(live);
+      dead[label] = live[label];
+      live.erase(label);
+      ASSERT_TRUE(index->Remove(label).ok());
+    }
+  };
+  for (int i = 0; i < 1500; ++i) {
+    ASSERT_NO_FATAL_FAILURE(step(false));
+    if (i % 100 == 0) {
+      ASSERT_NO_FATAL_FAILURE(check("mixed"));
+    }
+  }
+  while (live.size() > 20) ASSERT_NO_FATAL_FAILURE(step(true));
+  ASSERT_NO_FATAL_FAILURE(check("after deleting most"));
+
+  std::string path = TempDir("patterns") + "/i.hnsw";
+  ASSERT_TRUE(index->Save(path, next_label).ok());
+  int64_t wm = 0;
+  auto loaded = DenseIndex::Load(path, kDim, Metric::kCosine, options, &wm);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  index = std::move(*loaded);
+  ASSERT_NO_FATAL_FAILURE(check("after reload"));
+  for (int i = 0; i < 1500; ++i) {
+    ASSERT_NO_FATAL_FAILURE(step(false));
+    if (i % 100 == 0) {
+      ASSERT_NO_FATAL_FAILURE(check("mixed after reload"));
+    }
+  }
+
+  // Searches run concurrently with each other (the collection's reader lock).
+  std::vector<std::vector<float>> queries;
+  for (int i = 0; i < 400; ++i) queries.push_back(RandomUnit(rng, kDim));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t i = static_cast<size_t>(t); i < queries.size(); i += 4) {
+        auto hits = index->Search(queries[i], 1 + i % 12);
+        if (!hits.ok() || hits->size() != std::min<size_t>(1 + i % 12, live.size())) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <deque>
 #include <vector>
 
+#include "llmesh/rpc/status.h"
 
 namespace llmesh::gateway {
 
@@ -185,7 +186,7 @@ void EngineMux::Dispatch(v1::GenerateMuxResponse& msg) {
       if (ev.has_response()) d.response = ev.mutable_response();
       if (ev.done()) {
         d.done = true;
-        d.status = grpc::Status(static_cast<grpc::StatusCode>(ev.status_code()), ev.status_message());
+        d.status = grpc::Status(rpc::GrpcCodeFromInt(ev.status_code()), ev.status_message());
         if (it->second.deadline) alarms.push_back(std::move(it->second.deadline));
         entries_.erase(it);
       }

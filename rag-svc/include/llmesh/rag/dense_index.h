@@ -21,12 +21,12 @@
 
 namespace hnswlib {
 template <typename T>
-class HierarchicalNSW;
-template <typename T>
 class SpaceInterface;
 }  // namespace hnswlib
 
 namespace llmesh::rag {
+
+class HnswGraph;
 
 struct DenseHit {
   int64_t label = 0;
@@ -47,7 +47,8 @@ class DenseIndex {
   // fsync and rename; a crash between the two leaves a mismatch => rebuild.
   absl::Status Save(const std::string& path, int64_t watermark) const;
 
-  // Adds (or replaces) `label`; grows the index as needed.
+  // Adds (or replaces) `label`; grows the index as needed. Replacing, or
+  // re-adding a removed label, leaves the old node as a tombstone.
   absl::Status Add(int64_t label, std::span<const float> vec);
   // Marks `label` deleted; unknown labels are ignored.
   absl::Status Remove(int64_t label);
@@ -71,7 +72,7 @@ class DenseIndex {
   int32_t dim_;
   Metric metric_;
   std::unique_ptr<hnswlib::SpaceInterface<float>> space_;
-  std::unique_ptr<hnswlib::HierarchicalNSW<float>> hnsw_;
+  std::unique_ptr<HnswGraph> hnsw_;
 };
 
 // Scales `v` to unit L2 norm (left alone when zero).
