@@ -112,40 +112,73 @@ class MetadataParser {
     return absl::OkStatus();
   }
 
+  // An array becomes a view of its encoded elements in the mapping; they are
+  // only checked here, never copied, so a huge array costs no memory.
   absl::Status ParseArray(std::string_view key, int depth, Value* out) {
-    uint32_t elem_type = 0;
+    ValueType et{};
     uint64_t n = 0;
+    if (auto st = ReadArrayHeader(key, depth, &et, &n); !st.ok()) return st;
+    const size_t begin = r_.offset();
+    if (auto st = CheckElements(key, et, n, depth); !st.ok()) return st;
+    out->array_type = et;
+    out->v = Array::View(et, n, {r_.data() + begin, r_.offset() - begin});
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadArrayHeader(std::string_view key, int depth, ValueType* et, uint64_t* n) {
+    uint32_t elem_type = 0;
     if (!r_.Read(&elem_type)) return Truncated(absl::StrFormat("array type of key '%s'", key), r_);
     if (!IsKnownValueType(elem_type)) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "key '%s': array element type %d is invalid", key, elem_type));
     }
-    const auto et = static_cast<ValueType>(elem_type);
-    if (et == ValueType::kArray && depth + 1 >= kMaxArrayDepth) {
+    *et = static_cast<ValueType>(elem_type);
+    if (*et == ValueType::kArray && depth + 1 >= kMaxArrayDepth) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "key '%s': nested array depth exceeds the limit of %d", key, kMaxArrayDepth));
     }
-    if (!r_.Read(&n)) return Truncated(absl::StrFormat("array length of key '%s'", key), r_);
-    const uint64_t min_bytes = MinValueBytes(et);
-    if (n > r_.remaining() / min_bytes) {
+    if (!r_.Read(n)) return Truncated(absl::StrFormat("array length of key '%s'", key), r_);
+    const uint64_t min_bytes = MinValueBytes(*et);
+    if (*n > r_.remaining() / min_bytes) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "key '%s': array of %d %s elements needs at least %d bytes per element but only %d "
           "bytes are left in the file",
-          key, n, value_type_name(et), min_bytes, r_.remaining()));
+          key, *n, value_type_name(*et), min_bytes, r_.remaining()));
     }
-    if (n > kMaxMetadataValues - values_) {
+    if (*n > kMaxMetadataValues - values_) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "key '%s': array of %d elements exceeds the limit of %d metadata values per file", key,
-          n, kMaxMetadataValues));
+          *n, kMaxMetadataValues));
     }
-    values_ += n;
-    out->array_type = et;
-    Array elems(static_cast<size_t>(n));
-    for (Value& e : elems) {
-      if (auto st = ParseValue(key, elem_type, depth + 1, &e); !st.ok()) return st;
-    }
-    out->v = std::move(elems);
+    values_ += *n;
     return absl::OkStatus();
+  }
+
+  // Checks the n elements of type et at the cursor and moves past them.
+  absl::Status CheckElements(std::string_view key, ValueType et, uint64_t n, int depth) {
+    switch (et) {
+      case ValueType::kString:
+        for (uint64_t i = 0; i < n; ++i) {
+          std::string_view s;
+          if (auto st = ReadString(r_, absl::StrFormat("string value of key '%s'", key), &s);
+              !st.ok()) {
+            return st;
+          }
+        }
+        return absl::OkStatus();
+      case ValueType::kArray:
+        for (uint64_t i = 0; i < n; ++i) {
+          ValueType inner{};
+          uint64_t m = 0;
+          if (auto st = ReadArrayHeader(key, depth + 1, &inner, &m); !st.ok()) return st;
+          if (auto st = CheckElements(key, inner, m, depth + 1); !st.ok()) return st;
+        }
+        return absl::OkStatus();
+      default:
+        // Fixed-size numbers and bools: ReadArrayHeader checked they fit.
+        r_.Skip(static_cast<size_t>(n * MinValueBytes(et)));
+        return absl::OkStatus();
+    }
   }
 
   ByteReader& r_;

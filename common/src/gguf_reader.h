@@ -19,6 +19,7 @@ class ByteReader {
   ByteReader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
 
   size_t offset() const { return pos_; }
+  const uint8_t* data() const { return data_; }
   size_t remaining() const { return size_ - pos_; }
 
   template <typename T>
@@ -27,6 +28,13 @@ class ByteReader {
     if (remaining() < sizeof(T)) return false;
     std::memcpy(out, data_ + pos_, sizeof(T));  // memcpy: fields are unaligned
     pos_ += sizeof(T);
+    return true;
+  }
+
+  // Moves past n bytes, or fails without moving when fewer are left.
+  bool Skip(size_t n) {
+    if (remaining() < n) return false;
+    pos_ += n;
     return true;
   }
 

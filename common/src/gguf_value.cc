@@ -184,11 +184,11 @@ absl::StatusOr<std::vector<float>> GgufFile::GetF32Array(std::string_view key) c
   if (a == nullptr || !IsFloatType(v->array_type)) return WrongType(key, *v, "an array of f32");
   std::vector<float> out;
   out.reserve(a->size());
-  for (size_t i = 0; i < a->size(); ++i) {
-    const double d = std::get<double>((*a)[i].v);
+  for (const Value& e : *a) {
+    const double d = std::get<double>(e.v);
     if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max()) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "metadata key '%s': element %d = %g does not fit in f32", key, i, d));
+          "metadata key '%s': element %d = %g does not fit in f32", key, out.size(), d));
     }
     out.push_back(static_cast<float>(d));
   }
@@ -204,12 +204,12 @@ absl::StatusOr<std::vector<int64_t>> GgufFile::GetIntArray(std::string_view key)
   }
   std::vector<int64_t> out;
   out.reserve(a->size());
-  for (size_t i = 0; i < a->size(); ++i) {
-    std::optional<int64_t> x = (*a)[i].as_i64();
+  for (const Value& e : *a) {
+    std::optional<int64_t> x = e.as_i64();
     if (!x) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "metadata key '%s': element %d = %d does not fit in i64", key, i,
-          std::get<uint64_t>((*a)[i].v)));
+          "metadata key '%s': element %d = %d does not fit in i64", key, out.size(),
+          std::get<uint64_t>(e.v)));
     }
     out.push_back(*x);
   }

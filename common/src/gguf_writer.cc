@@ -125,6 +125,11 @@ absl::Status Encode(std::string_view key, const Value& v, int depth, std::vector
       }
       Append<uint32_t>(out, static_cast<uint32_t>(v.array_type));
       Append<uint64_t>(out, a->size());
+      if (a->is_view() && a->view_type() == v.array_type) {
+        // A parsed file's array: its bytes are already valid GGUF.
+        out->insert(out->end(), a->encoded().begin(), a->encoded().end());
+        return absl::OkStatus();
+      }
       for (const Value& e : *a) {
         if (e.type != v.array_type) {
           return Inconsistent(key, absl::StrFormat("array of %s holds a %s element",

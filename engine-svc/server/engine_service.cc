@@ -280,6 +280,7 @@ grpc::ServerUnaryReactor* EngineServiceImpl::CloseSession(grpc::CallbackServerCo
 
 grpc::ServerUnaryReactor* EngineServiceImpl::Embed(grpc::CallbackServerContext* ctx, const v1::EmbedRequest* req,
                                                    v1::EmbedResponse* resp) {
+  embed_requests_.fetch_add(1, std::memory_order_relaxed);
   if (!req->texts().empty() && !req->inputs().empty())
     return Done(ctx, absl::InvalidArgumentError("give texts or inputs, not both"));
   auto lm = engine_.Get(req->model());
@@ -335,6 +336,7 @@ grpc::ServerUnaryReactor* EngineServiceImpl::GetStats(grpc::CallbackServerContex
   }
   resp->set_prefix_hit_rate(hit_den > 0 ? hit_num / hit_den : 0.0);
   resp->set_open_sessions(engine_.OpenSessions());
+  resp->set_embed_requests_total(embed_requests_.load(std::memory_order_relaxed));
   return Done(ctx, absl::OkStatus());
 }
 

@@ -2,6 +2,7 @@
 // generation; the scheduler's thread feeds the streams).
 #pragma once
 
+#include <atomic>
 #include <functional>
 
 #include "generate_mux.h"
@@ -49,6 +50,7 @@ class EngineServiceImpl final : public v1::EngineService::CallbackService {
   Engine& engine_;
   std::function<void()> on_models_changed_;
   MuxHub mux_;
+  std::atomic<int64_t> embed_requests_{0};
 };
 
 }  // namespace llmesh::engine

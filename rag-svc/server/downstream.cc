@@ -2,10 +2,12 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "llmesh/rpc/channel.h"
 #include "llmesh/rpc/status.h"
+#include "spdlog/spdlog.h"
 
 namespace llmesh::rag {
 namespace {
@@ -29,14 +31,10 @@ absl::Status FromDownstream(const char* who, const grpc::Status& s) {
 
 }  // namespace
 
-Downstream::Downstream(const std::vector<std::string>& engine_targets, const std::string& tokenizer_target,
-                       absl::Duration max_timeout)
-    : max_timeout_(max_timeout) {
-  for (const auto& t : engine_targets) engines_.push_back(v1::EngineService::NewStub(rpc::CreateChannel(t)));
-  tokenizer_ = v1::TokenizerService::NewStub(rpc::CreateChannel(tokenizer_target));
-}
-
-v1::EngineService::Stub& Downstream::NextEngine() { return *engines_[next_.fetch_add(1) % engines_.size()]; }
+Downstream::Downstream(EnginePoolOptions engines, const std::string& tokenizer_target, absl::Duration max_timeout)
+    : engines_(std::move(engines)),
+      tokenizer_(v1::TokenizerService::NewStub(rpc::CreateChannel(tokenizer_target))),
+      max_timeout_(max_timeout) {}
 
 absl::StatusOr<std::vector<std::vector<float>>> GrpcEmbedder::Embed(const std::string& model,
                                                                     const std::vector<std::string>& texts) {
@@ -44,9 +42,22 @@ absl::StatusOr<std::vector<std::vector<float>>> GrpcEmbedder::Embed(const std::s
   req.set_model(model);
   for (const auto& t : texts) req.add_texts(t);
   v1::EmbedResponse resp;
-  auto ctx = ContextFor(parent_, ds_.max_timeout());
-  grpc::Status s = ds_.NextEngine().Embed(ctx.get(), req, &resp);
-  if (!s.ok()) return FromDownstream("engine", s);
+  std::set<std::string> tried;
+  for (;;) {
+    auto worker = ds_.engines().Acquire(model, tried);
+    if (!worker.ok()) return worker.status();
+    auto ctx = ContextFor(parent_, ds_.max_timeout());
+    grpc::Status s = worker->stub().Embed(ctx.get(), req, &resp);
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      spdlog::warn("event=embed_failover worker={} error={}", worker->address(), s.error_message());
+      worker->Fail();
+      tried.insert(worker->address());
+      resp.Clear();
+      continue;
+    }
+    if (!s.ok()) return FromDownstream("engine", s);
+    break;
+  }
   std::vector<std::vector<float>> out;
   for (const auto& e : resp.embeddings()) out.emplace_back(e.values().begin(), e.values().end());
   return out;

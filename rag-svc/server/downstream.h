@@ -4,7 +4,6 @@
 // client's (rpc::ChildContext) and is cancelled with it.
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,26 +11,25 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/time/time.h"
+#include "engine_pool.h"
 #include "llmesh/rag/embedder.h"
 #include "llmesh/v1/engine.grpc.pb.h"
 #include "llmesh/v1/tokenizer.grpc.pb.h"
 
 namespace llmesh::rag {
 
-// Stubs shared by all requests. Several engine targets are used round-robin,
-// so a retry after UNAVAILABLE goes to the next worker.
+// What all requests share: the engine workers (engine_pool.h) and the
+// tokenizer's stub.
 class Downstream {
  public:
-  Downstream(const std::vector<std::string>& engine_targets, const std::string& tokenizer_target,
-             absl::Duration max_timeout);
-  v1::EngineService::Stub& NextEngine();
+  Downstream(EnginePoolOptions engines, const std::string& tokenizer_target, absl::Duration max_timeout);
+  EnginePool& engines() { return engines_; }
   v1::TokenizerService::Stub& tokenizer() { return *tokenizer_; }
   absl::Duration max_timeout() const { return max_timeout_; }
 
  private:
-  std::vector<std::unique_ptr<v1::EngineService::Stub>> engines_;
+  EnginePool engines_;
   std::unique_ptr<v1::TokenizerService::Stub> tokenizer_;
-  std::atomic<uint64_t> next_{0};
   absl::Duration max_timeout_;
 };
 
@@ -39,6 +37,8 @@ class GrpcEmbedder : public Embedder {
  public:
   // `parent` may be null (no client: start-up work); then max_timeout applies.
   GrpcEmbedder(Downstream& downstream, grpc::CallbackServerContext* parent) : ds_(downstream), parent_(parent) {}
+  // On the least busy worker serving the model; after UNAVAILABLE, on
+  // another one, until each has been tried.
   absl::StatusOr<std::vector<std::vector<float>>> Embed(const std::string& model,
                                                         const std::vector<std::string>& texts) override;
 

@@ -2,8 +2,10 @@
 // storage is open (every collection's index recovered from SQLite).
 //
 // Defaults match deploy/llmesh.yaml for a local stack: engine 127.0.0.1:50052,
-// tokenizer 127.0.0.1:50051. A launcher running several engine workers passes
-// them all: --engine 127.0.0.1:50052,127.0.0.1:50053.
+// tokenizer 127.0.0.1:50051. Embed spreads over several engine workers
+// (engine_pool.h): a list (--engine 127.0.0.1:50052,127.0.0.1:50053), a DNS
+// name's every address (--engine dns:///engine:50052), or the workers the
+// gateway routes to (--gateway 127.0.0.1:50050, as llmesh up passes it).
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -25,7 +27,11 @@ class Module : public llmesh::rpc::ServiceModule {
   std::vector<llmesh::OptionSpec> Options() const override {
     return {
         {"data_dir", "data/rag", "Directory of collections (SQLite databases and HNSW indexes)"},
-        {"engine", "127.0.0.1:50052", "Comma-separated engine-svc gRPC targets, used round-robin for Embed"},
+        {"engine", "127.0.0.1:50052",
+         "Comma-separated engine-svc targets for Embed; dns:///host:port means every address of the name "
+         "(ignored when gateway is set)"},
+        {"gateway", "", "Gateway whose live engine workers (WorkerRegistry.ListWorkers) take Embed calls"},
+        {"engine_refresh", "2s", "How often the engine workers are listed again (gateway, dns:/// targets)"},
         {"tokenizer", "127.0.0.1:50051", "tokenizer-svc gRPC target, for token-aware chunking"},
         {"chunk_tokens", "256", "Default chunk size in tokens (collections may set their own)"},
         {"overlap_tokens", "32", "Default chunk overlap in tokens"},
@@ -64,9 +70,16 @@ class Module : public llmesh::rpc::ServiceModule {
     auto interval = config.GetDuration("save_interval");
     if (!interval.ok()) return interval.status();
     save_interval_ = *interval;
-    auto engines = config.GetList("engine");
-    if (engines.empty()) return absl::InvalidArgumentError("engine: at least one target");
-    downstream_ = std::make_unique<llmesh::rag::Downstream>(engines, config.GetString("tokenizer"), *timeout);
+    llmesh::rag::EnginePoolOptions engines;
+    engines.gateway = config.GetString("gateway");
+    if (engines.gateway.empty()) engines.targets = config.GetList("engine");
+    if (engines.gateway.empty() && engines.targets.empty())
+      return absl::InvalidArgumentError("engine: at least one target (or set gateway)");
+    auto refresh = config.GetDuration("engine_refresh");
+    if (!refresh.ok()) return refresh.status();
+    if (*refresh < absl::Milliseconds(100)) return absl::InvalidArgumentError("engine_refresh must be >= 100ms");
+    engines.refresh = *refresh;
+    downstream_ = std::make_unique<llmesh::rag::Downstream>(std::move(engines), config.GetString("tokenizer"), *timeout);
     pool_ = std::make_unique<llmesh::WorkPool>(static_cast<int>(v[7]), static_cast<size_t>(v[8]));
     service_ = std::make_unique<llmesh::rag::RagServiceImpl>(*downstream_, *pool_, options_.collection.retry);
     runner.AddService(service_.get(), llmesh::v1::RagService::service_full_name());
@@ -74,6 +87,7 @@ class Module : public llmesh::rpc::ServiceModule {
   }
 
   absl::Status Started(llmesh::rpc::ServerRunner& runner) override {
+    downstream_->engines().Start();
     auto rag = Rag::Open(options_);
     if (!rag.ok()) return rag.status();
     rag_ = std::move(*rag);
@@ -92,6 +106,7 @@ class Module : public llmesh::rpc::ServiceModule {
     }
     if (saver_.joinable()) saver_.join();
     if (pool_) pool_->Stop();
+    if (downstream_) downstream_->engines().Stop();
     if (rag_) {
       auto st = rag_->SaveAll();
       spdlog::info("event=indexes_saved ok={}", st.ok());

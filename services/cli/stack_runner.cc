@@ -89,7 +89,7 @@ absl::StatusOr<std::unique_ptr<Subprocess>> StackRunner::Spawn(const StackProces
   std::vector<std::string> argv = {absl::StrCat(bin_dir_, "/", p.binary), "--config", config_.config_path,
                                    "--listen", p.address(), "--port-file", PortFile(p)};
   // Wiring: engines self-register with the gateway; the gateway uses the
-  // tokenizer, rag and agent services.
+  // tokenizer, rag and agent services; rag embeds on the gateway's engines.
   if (p.section == "engine") {
     argv.insert(argv.end(), {"--gateway", gateway_addr_});
     // Each engine defaults to one compute thread per core; several of them
@@ -104,6 +104,9 @@ absl::StatusOr<std::unique_ptr<Subprocess>> StackRunner::Spawn(const StackProces
                              absl::StrCat(config_.gateway_http_host, ":", config_.gateway_http_port)});
     if (!rag_addr_.empty()) argv.insert(argv.end(), {"--rag", rag_addr_});
     if (!agent_addr_.empty()) argv.insert(argv.end(), {"--agent", agent_addr_});
+  } else if (p.section == "rag") {
+    // Embeddings over every engine the gateway routes to, following scale.
+    argv.insert(argv.end(), {"--gateway", gateway_addr_});
   } else if (p.section == "agent") {
     // Generations through the gateway, which routes across however many
     // engines run (llmesh scale); rag_search through rag-svc.

@@ -335,4 +335,16 @@ grpc::ServerUnaryReactor* WorkerRegistryImpl::Deregister(grpc::CallbackServerCon
   return Done(ctx, absl::OkStatus());
 }
 
+grpc::ServerUnaryReactor* WorkerRegistryImpl::ListWorkers(grpc::CallbackServerContext* ctx,
+                                                          const v1::ListWorkersRequest*,
+                                                          v1::ListWorkersResponse* resp) {
+  for (const WorkerState& w : pool_.table().Snapshot()) {
+    if (!w.routable()) continue;
+    v1::WorkerInfo* info = resp->add_workers();
+    info->set_address(w.address);
+    for (const auto& m : w.models) info->add_models(m);
+  }
+  return Done(ctx, absl::OkStatus());
+}
+
 }  // namespace llmesh::gateway

@@ -62,6 +62,8 @@ class WorkerRegistryImpl final : public v1::WorkerRegistry::CallbackService {
                                       v1::HeartbeatResponse* resp) override;
   grpc::ServerUnaryReactor* Deregister(grpc::CallbackServerContext* ctx, const v1::DeregisterWorkerRequest* req,
                                        v1::DeregisterWorkerResponse* resp) override;
+  grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* ctx, const v1::ListWorkersRequest* req,
+                                        v1::ListWorkersResponse* resp) override;
 
  private:
   WorkerPool& pool_;

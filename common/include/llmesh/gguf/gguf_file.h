@@ -5,7 +5,10 @@
 // array and tensor view is inside the mapping and may be read without checks.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <span>
@@ -43,10 +46,72 @@ inline constexpr std::string_view kAlignmentKey = "general.alignment";
 absl::Status ValidateAlignment(uint64_t alignment);
 
 struct Value;
-using Array = std::vector<Value>;
 
-// One metadata value. Strings are views into the mapping (or into the
-// buffer handed to FromBuffer), valid while the GgufFile lives.
+// An array value: either elements built in memory (values handed to the
+// writer) or, in a parsed file, a view of the encoded elements inside the
+// mapping, decoded on access. A file's arrays so cost nothing beyond the
+// mapping however many elements they hold (a 9 MB array of 2M ints used to
+// become 80 MB of Values).
+class Array {
+ public:
+  // Forward iterator yielding each element as a Value (by value).
+  class Iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = Value;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = Value;
+
+    Value operator*() const;
+    Iterator& operator++();
+    bool operator==(const Iterator& o) const { return index_ == o.index_; }
+
+   private:
+    friend class Array;
+    Iterator(const Array* a, size_t index, const uint8_t* pos) : a_(a), index_(index), pos_(pos) {}
+    const Array* a_;
+    size_t index_;
+    const uint8_t* pos_;  // encoded element `index_` (views only)
+  };
+
+  Array();
+  Array(std::initializer_list<Value> elems);
+  explicit Array(std::vector<Value> elems);
+  // `n` elements of `type` encoded back to back in `bytes`, which the caller
+  // has validated (GgufFile::Open does) and keeps alive.
+  static Array View(ValueType type, uint64_t n, std::span<const uint8_t> bytes);
+  Array(const Array&);
+  Array(Array&&) noexcept;
+  Array& operator=(const Array&);
+  Array& operator=(Array&&) noexcept;
+  ~Array();
+
+  size_t size() const;
+  bool empty() const { return size() == 0; }
+  // Element i: O(1) for numbers and bools; in a view, strings and arrays
+  // are found by walking from the start, so iterate to visit them all.
+  Value operator[](size_t i) const;
+  Iterator begin() const;
+  Iterator end() const;
+
+  // A view's element type and encoded elements (what follows the element
+  // type and count in the file); the bytes are empty for built arrays.
+  bool is_view() const { return view_; }
+  ValueType view_type() const { return type_; }
+  std::span<const uint8_t> encoded() const { return {data_, bytes_}; }
+
+ private:
+  std::vector<Value> owned_;
+  bool view_ = false;
+  ValueType type_ = ValueType::kUint8;
+  uint64_t n_ = 0;
+  const uint8_t* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// One metadata value. Strings and arrays are views into the mapping (or
+// into the buffer handed to FromBuffer), valid while the GgufFile lives.
 struct Value {
   ValueType type = ValueType::kUint8;
   ValueType array_type = ValueType::kUint8;  // element type when type == kArray
