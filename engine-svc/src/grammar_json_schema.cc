@@ -12,6 +12,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "llmesh/common/json_parse.h"
 #include "llmesh/engine/grammar.h"
 #include "nlohmann/json.hpp"
 
@@ -646,9 +647,12 @@ absl::StatusOr<std::string> JsonSchemaToGrammar(std::string_view schema_json, co
     return absl::InvalidArgumentError(absl::StrCat("json_schema: ", schema_json.size(), " bytes exceeds the limit of ",
                                                    limits.max_text_bytes));
   }
-  const Json schema = Json::parse(schema_json.begin(), schema_json.end(), nullptr, /*allow_exceptions=*/false);
-  if (schema.is_discarded()) return absl::InvalidArgumentError("json_schema: not valid JSON");
-  return SchemaCompiler(schema, limits).Run();
+  // Bounded parse: nesting beyond kMaxJsonDepth is refused before it is built
+  // (the walk, and dumps of const/enum values, recurse per level), and wide
+  // objects cost linear time (ordered_json's own insert is quadratic).
+  auto schema = ParseJson<Json>(schema_json);
+  if (!schema.ok()) return absl::InvalidArgumentError(absl::StrCat("json_schema: ", schema.status().message()));
+  return SchemaCompiler(*schema, limits).Run();
 }
 
 absl::StatusOr<std::shared_ptr<const Grammar>> CompileSamplingGrammar(const SamplingConfig& config) {

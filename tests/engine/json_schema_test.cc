@@ -5,6 +5,8 @@
 #include <mutex>
 #include <regex>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grammar_test_util.h"
 #include "gtest/gtest.h"
@@ -130,6 +132,24 @@ TEST(JsonSchema, UnsupportedKeywordsAreNamed) {
   EXPECT_THAT(SchemaError("{not json"), HasSubstr("not valid JSON"));
   EXPECT_THAT(SchemaError(R"({"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/a"}}})"), HasSubstr("left recursion"));
   EXPECT_THAT(SchemaError(R"({"allOf": [{}, {}]})"), HasSubstr("allOf"));
+}
+
+// Hostile schemas under the 256 KB size limit, as a gRPC client can send
+// them: 100,000 levels in a const value (the parse built them, then the
+// dump of the value recursed once per level: past the stack) and 20,000
+// keys in one object (ordered_json's quadratic insert: 1.8 s). Both are
+// answered at once now.
+TEST(JsonSchema, DeepAndWideSchemasAreAnsweredAtOnce) {
+  std::string deep = R"({"const": )";
+  deep += std::string(100000, '[') + std::string(100000, ']') + "}";
+  std::string wide = R"({"type": "integer", "examples": [{)";
+  for (int i = 0; i < 20000; ++i) absl::StrAppend(&wide, i ? "," : "", "\"k", i, "\":0");
+  wide += "}]}";
+  ASSERT_LT(wide.size(), GrammarLimits().max_text_bytes);
+  absl::Time start = absl::Now();
+  EXPECT_THAT(SchemaError(deep), HasSubstr("nested deeper than 128 levels"));
+  EXPECT_TRUE(JsonSchemaToGrammar(wide).ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
 }
 
 // ---- compiled grammars ---------------------------------------------------------------

@@ -1,6 +1,12 @@
 #include "http_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <optional>
@@ -10,6 +16,7 @@
 #include "client_connection.h"
 #include "embed.h"
 #include "http_common.h"
+#include "http_front.h"
 #include "llmesh/common/logging.h"
 #include "llmesh/gateway/errors.h"
 #include "llmesh/gateway/openai_json.h"
@@ -41,6 +48,110 @@ class BlockingSink : public GenerationSink, public BlockingQueue<v1::GatewayGene
   void OnFinish(const absl::Status& st) override { Close(st); }
 };
 
+// Runs an accepted socket's task on the accepting thread: the task only
+// hands the socket to the front, which never blocks.
+class InlineQueue : public httplib::TaskQueue {
+ public:
+  void enqueue(std::function<void()> fn) override { fn(); }
+  void shutdown() override {}
+};
+
+// cpp-httplib's listener, which listens with a backlog of 5 (compiled into
+// Debian's library), given a longer one: listen(2) again on a listening
+// socket sets its backlog.
+template <typename Base>
+class Listener : public Base {
+ public:
+  using Base::Base;
+  bool SetBacklog(int backlog) { return ::listen(this->svr_sock_, backlog) == 0; }
+};
+
+// A request the front read whole: cpp-httplib reads it from the buffer and
+// writes the answer to the (non-blocking) socket.
+class BufferedStream : public httplib::Stream {
+ public:
+  BufferedStream(int fd, const std::string& bytes, absl::Duration write_timeout)
+      : fd_(fd), bytes_(bytes), write_timeout_ms_(static_cast<int>(absl::ToInt64Milliseconds(write_timeout))) {}
+
+  bool is_readable() const override { return read_ < bytes_.size(); }
+  bool is_writable() const override {
+    pollfd p{fd_, POLLOUT | POLLRDHUP, 0};
+    return poll(&p, 1, write_timeout_ms_) > 0 && (p.revents & POLLOUT) &&
+           !(p.revents & (POLLHUP | POLLERR | POLLRDHUP));
+  }
+  ssize_t read(char* ptr, size_t size) override {
+    size_t n = std::min(size, bytes_.size() - read_);
+    memcpy(ptr, bytes_.data() + read_, n);
+    read_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  // All of it, as a blocking socket would: cpp-httplib writes a response's
+  // head in one call and does not retry a short write there.
+  ssize_t write(const char* ptr, size_t size) override {
+    size_t sent = 0;
+    while (sent < size) {
+      pollfd p{fd_, POLLOUT, 0};
+      if (poll(&p, 1, write_timeout_ms_) <= 0 || !(p.revents & POLLOUT)) return -1;
+      ssize_t n = send(fd_, ptr + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+      if (n > 0) sent += static_cast<size_t>(n);
+    }
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    Endpoint(getpeername, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { Endpoint(getsockname, ip, port); }
+  // cpp-httplib 0.11 uses this only to answer 500 for sockets at or above
+  // FD_SETSIZE, which its own select() calls cannot watch; this stream makes
+  // none, so such sockets are reported as none.
+  socket_t socket() const override { return fd_ < FD_SETSIZE ? fd_ : INVALID_SOCKET; }
+
+ private:
+  void Endpoint(int (*name)(int, sockaddr*, socklen_t*), std::string& ip, int& port) const {
+    sockaddr_storage a{};
+    socklen_t len = sizeof(a);
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (name(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) return;
+    if (a.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in&>(a).sin_addr, buf, sizeof(buf));
+      port = ntohs(reinterpret_cast<sockaddr_in&>(a).sin_port);
+    } else if (a.ss_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6&>(a).sin6_addr, buf, sizeof(buf));
+      port = ntohs(reinterpret_cast<sockaddr_in6&>(a).sin6_port);
+    }
+    ip = buf;
+  }
+
+  int fd_;
+  const std::string& bytes_;
+  size_t read_ = 0;
+  int write_timeout_ms_;
+};
+
+// Plain HTTP: accepted sockets go to the front, and the requests it reads
+// whole come back to Serve on a worker thread.
+class FrontedServer : public Listener<httplib::Server> {
+ public:
+  void SetFront(HttpFront* front) { front_ = front; }
+  // Whether the connection stays open for another request.
+  bool Serve(const FrontRequest& r, absl::Duration write_timeout) {
+    BufferedStream strm(r.fd, r.bytes, write_timeout);
+    bool closed = false;
+    return process_request(strm, /*close_connection=*/false, closed, nullptr) && !closed;
+  }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    front_->Adopt(sock);
+    return true;
+  }
+
+  HttpFront* front_ = nullptr;
+};
+
+constexpr absl::Duration kWriteTimeout = absl::Seconds(10);
+
 }  // namespace
 
 HttpServer::HttpServer(HttpOptions options, GatewayContext& gw, const ApiKeys& keys)
@@ -50,20 +161,37 @@ HttpServer::~HttpServer() { Stop(); }
 
 absl::Status HttpServer::Start() {
   bool tls = !options_.tls_cert_file.empty() || !options_.tls_key_file.empty();
+  int threads = options_.threads < 4 ? 4 : options_.threads;
+  std::function<bool(int)> set_backlog;
   if (tls) {
     if (options_.tls_cert_file.empty() || options_.tls_key_file.empty())
       return absl::InvalidArgumentError("HTTPS needs both tls_cert_file and tls_key_file");
-    auto ssl = std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(), options_.tls_key_file.c_str());
+    auto ssl = std::make_unique<Listener<httplib::SSLServer>>(options_.tls_cert_file.c_str(),
+                                                               options_.tls_key_file.c_str());
     if (!ssl->is_valid()) return absl::InvalidArgumentError("cannot load the TLS certificate or key");
+    set_backlog = [s = ssl.get()](int n) { return s->SetBacklog(n); };
     server_ = std::move(ssl);
+    server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    server_->set_read_timeout(absl::ToInt64Seconds(options_.header_timeout), 0);
   } else {
-    server_ = std::make_unique<httplib::Server>();
+    auto plain = std::make_unique<FrontedServer>();
+    workers_ = std::make_unique<httplib::ThreadPool>(threads);
+    HttpFrontOptions fo;
+    fo.framing.max_body_bytes = options_.max_body_bytes;
+    fo.header_timeout = options_.header_timeout;
+    fo.body_timeout = options_.body_timeout;
+    fo.max_connections = options_.max_connections;
+    fo.max_connections_per_client = options_.max_connections_per_client;
+    front_ = std::make_unique<HttpFront>(
+        fo, [s = plain.get()](const FrontRequest& r) { return s->Serve(r, kWriteTimeout); },
+        [pool = workers_.get()](std::function<void()> fn) { pool->enqueue(std::move(fn)); }, threads);
+    plain->SetFront(front_.get());
+    set_backlog = [s = plain.get()](int n) { return s->SetBacklog(n); };
+    server_ = std::move(plain);
+    server_->new_task_queue = [] { return new InlineQueue(); };
   }
-  int threads = options_.threads < 4 ? 4 : options_.threads;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_payload_max_length(options_.max_body_bytes);
-  server_->set_read_timeout(30, 0);
-  server_->set_write_timeout(10, 0);
+  server_->set_write_timeout(absl::ToInt64Seconds(kWriteTimeout), 0);
   Routes();
   auto colon = options_.listen.rfind(':');
   int port = -1;
@@ -79,6 +207,7 @@ absl::Status HttpServer::Start() {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen, " (address in use?)"));
     port_ = port;
   }
+  if (!set_backlog(options_.backlog)) return absl::InternalError("cannot set the HTTP listen backlog");
   if (!options_.port_file.empty()) {
     std::string tmp = options_.port_file + ".tmp";
     {
@@ -87,6 +216,7 @@ absl::Status HttpServer::Start() {
     }
     std::rename(tmp.c_str(), options_.port_file.c_str());
   }
+  if (front_) front_->Start();
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   spdlog::info("event=http_listening address={}:{} tls={}", host, port_, tls);
   return absl::OkStatus();
@@ -95,6 +225,9 @@ absl::Status HttpServer::Start() {
 void HttpServer::Stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
+  if (front_) front_->Stop();
+  if (workers_) workers_->shutdown();  // requests in hand finish; their connections close
+  workers_.reset();
 }
 
 std::function<void(const httplib::Request&, httplib::Response&)> HttpServer::Guard(const char* route, bool generation,

@@ -4,7 +4,9 @@
 //   POST /v1/rag/query, POST /v1/rag/chat            (http_rag_routes.cc, rag_json.h)
 //   POST /v1/agents/run                              (http_agent_routes.cc, agent_json.h)
 // Requests run through the same pipeline as gRPC (Generation); status codes
-// and error bodies as OpenAI clients expect.
+// and error bodies as OpenAI clients expect. Plain HTTP reads each request
+// whole in a front (http_front.h) before a worker thread handles it; HTTPS
+// is cpp-httplib's own (a worker per connection from the TLS handshake on).
 #pragma once
 
 #include <functional>
@@ -13,17 +15,21 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "generation.h"
 #include "llmesh/gateway/auth.h"
 #include "llmesh/gateway/openai_json.h"
 
 namespace httplib {
 class Server;
+class ThreadPool;
 struct Request;
 struct Response;
 }
 
 namespace llmesh::gateway {
+
+class HttpFront;
 
 struct HttpOptions {
   std::string listen = "0.0.0.0:8080";
@@ -31,6 +37,13 @@ struct HttpOptions {
   size_t max_body_bytes = 8 << 20;
   int threads = 64;
   std::string port_file;
+  absl::Duration header_timeout = absl::Seconds(10);  // to receive a request's head
+  absl::Duration body_timeout = absl::Seconds(30);    // then its body
+  int max_connections = 4096;
+  int max_connections_per_client = 256;
+  // Accepted connections the kernel queues for the listener (capped by
+  // net.core.somaxconn); cpp-httplib's 5 reset clients in a burst.
+  int backlog = 1024;
 };
 
 class HttpServer {
@@ -63,6 +76,8 @@ class HttpServer {
   GatewayContext& gw_;
   const ApiKeys& keys_;
   std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<httplib::ThreadPool> workers_;  // plain HTTP: requests from the front
+  std::unique_ptr<HttpFront> front_;
   std::thread thread_;
   int port_ = 0;
   std::atomic<bool> draining_{false};

@@ -56,6 +56,10 @@ class Module : public llmesh::rpc::ServiceModule {
         {"health_interval", "1s", "How often every worker is health-checked"},
         {"max_body_bytes", "8388608", "Largest HTTP request body, in bytes (413 beyond)"},
         {"http_threads", "0", "HTTP worker threads (0: max_concurrent + max_queue + 16)"},
+        {"http_header_timeout", "10s", "Time to receive an HTTP request's head (408 beyond)"},
+        {"http_body_timeout", "30s", "Time to receive an HTTP request's body once its head is in (408 beyond)"},
+        {"http_max_connections", "4096", "Open HTTP connections in all (503 beyond)"},
+        {"http_max_connections_per_client", "256", "Open HTTP connections from one client address (429 beyond)"},
         {"max_attempts", "3", "Engine workers tried per request before the first token"},
         {"affinity_min_tokens", "32", "Prompt prefix length from which prefix affinity applies"},
         {"affinity_slack", "2", "Prefix affinity holds while that worker has at most this much more work"},
@@ -79,15 +83,20 @@ class Module : public llmesh::rpc::ServiceModule {
       *out = *v;
       return absl::OkStatus();
     };
-    int64_t max_concurrent, max_queue, max_body, http_threads, attempts, aff_min, aff_slack, max_msg;
-    absl::Duration dns_refresh, heartbeat_interval, heartbeat_timeout, health_interval;
+    int64_t max_concurrent, max_queue, max_body, http_threads, attempts, aff_min, aff_slack, max_msg, http_conns,
+        http_conns_per_client;
+    absl::Duration dns_refresh, heartbeat_interval, heartbeat_timeout, health_interval, http_header_timeout,
+        http_body_timeout;
     for (auto st : {geti("max_concurrent", 1, 100000, &max_concurrent), geti("max_queue", 0, 1000000, &max_queue),
                     geti("max_body_bytes", 1024, 1LL << 30, &max_body), geti("http_threads", 0, 4096, &http_threads),
                     geti("max_attempts", 1, 16, &attempts), geti("affinity_min_tokens", 1, 1 << 20, &aff_min),
                     geti("affinity_slack", 0, 1 << 20, &aff_slack), geti("callback_threads", 0, 64, &callback_threads_),
                     geti("max_message_bytes", 1024, (1LL << 31) - 1, &max_msg), getd("dns_refresh", &dns_refresh),
                     getd("heartbeat_interval", &heartbeat_interval), getd("heartbeat_timeout", &heartbeat_timeout),
-                    getd("health_interval", &health_interval), getd("request_timeout", &gw_.request_timeout)}) {
+                    getd("health_interval", &health_interval), getd("request_timeout", &gw_.request_timeout),
+                    geti("http_max_connections", 1, 1 << 20, &http_conns),
+                    geti("http_max_connections_per_client", 1, 1 << 20, &http_conns_per_client),
+                    getd("http_header_timeout", &http_header_timeout), getd("http_body_timeout", &http_body_timeout)}) {
       if (!st.ok()) return st;
     }
     std::vector<std::string> keys = config.GetList("api_keys");
@@ -158,6 +167,10 @@ class Module : public llmesh::rpc::ServiceModule {
     ho.tls_cert_file = cert;
     ho.tls_key_file = key;
     ho.max_body_bytes = static_cast<size_t>(max_body);
+    ho.header_timeout = http_header_timeout;
+    ho.body_timeout = http_body_timeout;
+    ho.max_connections = static_cast<int>(http_conns);
+    ho.max_connections_per_client = static_cast<int>(http_conns_per_client);
     ho.threads = http_threads > 0 ? static_cast<int>(http_threads)
                                   : static_cast<int>(std::min<int64_t>(max_concurrent + max_queue + 16, 1024));
     http_ = std::make_unique<HttpServer>(ho, gw_, keys_);

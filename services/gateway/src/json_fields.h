@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "llmesh/common/json_parse.h"
 
 namespace llmesh::gateway::json_fields {
 
@@ -36,15 +37,16 @@ absl::Status String(const Json& obj, const char* name, std::string* out, std::st
   return absl::OkStatus();
 }
 
-// A request body, which must be a JSON object.
+// A request body, which must be a JSON object, parsed once and bounded
+// (llmesh/common/json_parse.h): nesting deeper than kMaxJsonDepth is refused.
 template <typename Json>
 absl::StatusOr<Json> ParseBody(const std::string& body, std::string* param) {
-  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
+  auto j = ParseJson<Json>(body);
+  if (!j.ok()) {
     if (param) *param = "";
-    return absl::InvalidArgumentError("the request body is not valid JSON");
+    return absl::InvalidArgumentError(absl::StrCat("the request body is ", j.status().message()));
   }
-  if (!j.is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
+  if (!j->is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
   return j;
 }
 

@@ -12,20 +12,23 @@ namespace llmesh::gateway {
 namespace {
 
 using json = nlohmann::json;
+// Request bodies: ordered, since the schemas in them are passed on with their
+// properties in declared order (openai_tools.h).
+using OJson = nlohmann::ordered_json;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // Field access that never throws: every helper checks the type first.
 class Fields {
  public:
-  Fields(const json& obj, std::string* param) : obj_(obj), param_(param) {}
+  Fields(const OJson& obj, std::string* param) : obj_(obj), param_(param) {}
 
   // nullptr when absent or null.
-  const json* Get(const char* name) const { return json_fields::Get(obj_, name); }
+  const OJson* Get(const char* name) const { return json_fields::Get(obj_, name); }
   absl::Status Fail(const char* name, const std::string& msg) const { return json_fields::Fail(param_, name, msg); }
   absl::Status String(const char* name, std::string* out) const { return json_fields::String(obj_, name, out, param_); }
   absl::Status Bool(const char* name, bool* out) const {
-    const json* v = Get(name);
+    const OJson* v = Get(name);
     if (!v) return absl::OkStatus();
     if (!v->is_boolean()) return Fail(name, absl::StrCat("'", name, "' must be a boolean"));
     *out = v->get<bool>();
@@ -33,7 +36,7 @@ class Fields {
   }
   // A finite number; `set` tells whether it was given.
   absl::Status Number(const char* name, double* out, bool* set) const {
-    const json* v = Get(name);
+    const OJson* v = Get(name);
     if (set) *set = false;
     if (!v) return absl::OkStatus();
     if (!v->is_number()) return Fail(name, absl::StrCat("'", name, "' must be a number"));
@@ -44,12 +47,12 @@ class Fields {
     return absl::OkStatus();
   }
   absl::Status Int(const char* name, int64_t lo, int64_t hi, int64_t* out, bool* set) const {
-    const json* v = Get(name);
+    const OJson* v = Get(name);
     if (set) *set = false;
     if (!v) return absl::OkStatus();
     return IntValue(name, *v, lo, hi, out, set);
   }
-  absl::Status IntValue(const char* name, const json& v, int64_t lo, int64_t hi, int64_t* out, bool* set) const {
+  absl::Status IntValue(const char* name, const OJson& v, int64_t lo, int64_t hi, int64_t* out, bool* set) const {
     int64_t x = 0;
     if (v.is_number_unsigned()) {
       uint64_t u = v.get<uint64_t>();
@@ -73,7 +76,7 @@ class Fields {
   }
 
  private:
-  const json& obj_;
+  const OJson& obj_;
   std::string* param_;
 };
 
@@ -130,7 +133,7 @@ absl::Status ParseSampling(const Fields& f, v1::SamplingParams* sampling) {
   std::string grammar;
   RETURN_IF_ERROR(f.String("grammar", &grammar));
   s.set_grammar(grammar);
-  if (const json* lb = f.Get("logit_bias")) {
+  if (const OJson* lb = f.Get("logit_bias")) {
     if (!lb->is_object()) return f.Fail("logit_bias", "'logit_bias' must be an object of token id -> bias");
     for (auto it = lb->begin(); it != lb->end(); ++it) {
       int64_t id = 0;
@@ -170,7 +173,7 @@ absl::Status ParseCommon(const Fields& f, GenerateJob* job, bool chat) {
   } else if (!chat) {
     st.set_max_tokens(16);  // OpenAI's default for /v1/completions
   }
-  if (const json* stop = f.Get("stop")) {
+  if (const OJson* stop = f.Get("stop")) {
     if (stop->is_string()) {
       if (!stop->get_ref<const std::string&>().empty()) st.add_stop(stop->get<std::string>());
     } else if (stop->is_array()) {
@@ -183,7 +186,7 @@ absl::Status ParseCommon(const Fields& f, GenerateJob* job, bool chat) {
       return f.Fail("stop", "'stop' must be a string or an array of strings");
     }
   }
-  if (const json* ids = f.Get("stop_token_ids")) {
+  if (const OJson* ids = f.Get("stop_token_ids")) {
     if (!ids->is_array()) return f.Fail("stop_token_ids", "'stop_token_ids' must be an array of integers");
     for (const auto& e : *ids) {
       int64_t id = 0;
@@ -203,7 +206,7 @@ absl::Status ParseCommon(const Fields& f, GenerateJob* job, bool chat) {
 
 absl::Status ParseStream(const Fields& f, OpenAiRequest* out) {
   RETURN_IF_ERROR(f.Bool("stream", &out->stream));
-  if (const json* so = f.Get("stream_options")) {
+  if (const OJson* so = f.Get("stream_options")) {
     if (!so->is_object()) return f.Fail("stream_options", "'stream_options' must be an object");
     Fields sf(*so, nullptr);
     bool inc = false;
@@ -222,7 +225,7 @@ absl::Status ParseModel(const Fields& f, const std::string& default_model, std::
 }
 
 // Token id list: every element an integer id.
-absl::Status TokenList(const Fields& f, const char* name, const json& arr, std::vector<int32_t>* out) {
+absl::Status TokenList(const Fields& f, const char* name, const OJson& arr, std::vector<int32_t>* out) {
   for (const auto& e : arr) {
     int64_t id = 0;
     if (!e.is_number_integer() && !e.is_number_unsigned())
@@ -236,13 +239,13 @@ absl::Status TokenList(const Fields& f, const char* name, const json& arr, std::
 
 }  // namespace
 
-absl::Status ParseSamplingFields(const nlohmann::json& body, v1::SamplingParams* sampling, std::string* param) {
+absl::Status ParseSamplingFields(const OJson& body, v1::SamplingParams* sampling, std::string* param) {
   return ParseSampling(Fields(body, param), sampling);
 }
 
 absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body, const std::string& default_model,
                                                          std::string* param) {
-  auto j = json_fields::ParseBody<json>(body, param);
+  auto j = json_fields::ParseBody<OJson>(body, param);
   if (!j.ok()) return j.status();
   Fields f(*j, param);
   OpenAiRequest out;
@@ -250,12 +253,12 @@ absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body
   GenerateJob& job = out.job;
   job.input = GenerateJob::Input::kChat;
   RETURN_IF_ERROR(ParseModel(f, default_model, &job.model));
-  const json* msgs = f.Get("messages");
+  const OJson* msgs = f.Get("messages");
   if (!msgs) return f.Fail("messages", "'messages' is required");
   if (!msgs->is_array()) return f.Fail("messages", "'messages' must be an array");
   if (msgs->empty()) return f.Fail("messages", "'messages' must not be empty");
   for (size_t k = 0; k < msgs->size(); ++k) {
-    const json& m = (*msgs)[k];
+    const OJson& m = (*msgs)[k];
     if (!m.is_object()) return f.Fail("messages", absl::StrCat("messages[", k, "] must be an object"));
     Fields mf(m, nullptr);
     v1::ChatMessage msg;
@@ -264,7 +267,7 @@ absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body
       return f.Fail("messages", absl::StrCat("messages[", k, "].role must be a string"));
     if (role == "developer") role = "system";
     msg.set_role(role);
-    if (const json* c = mf.Get("content")) {
+    if (const OJson* c = mf.Get("content")) {
       if (c->is_string()) {
         msg.set_content(c->get<std::string>());
       } else if (c->is_array()) {
@@ -290,9 +293,9 @@ absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body
       return f.Fail("messages", absl::StrCat("messages[", k, "].tool_call_id must be a string"));
     msg.set_name(name);
     msg.set_tool_call_id(tool_call_id);
-    if (const json* calls = mf.Get("tool_calls"); calls && role == "assistant") {
+    if (const OJson* calls = mf.Get("tool_calls"); calls && role == "assistant") {
       // The history keeps a call as the text the model wrote for it.
-      auto text = ToolCallsAsText(Dump(*calls));
+      auto text = ToolCallsAsText(*calls);
       if (!text.ok()) return f.Fail("messages", absl::StrCat("messages[", k, "]: ", text.status().message()));
       msg.set_content(msg.content().empty() ? *text : absl::StrCat(msg.content(), "\n", *text));
     }
@@ -311,26 +314,26 @@ absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(const std::string& body
   std::string tmpl;
   RETURN_IF_ERROR(f.String("chat_template", &tmpl));
   job.template_name = tmpl;
-  RETURN_IF_ERROR(ParseConstraintFields(body, /*chat=*/true, &job, param));
+  RETURN_IF_ERROR(ParseConstraintFields(*j, /*chat=*/true, &job, param));
   return out;
 }
 
 absl::StatusOr<OpenAiRequest> ParseCompletionRequest(const std::string& body, const std::string& default_model,
                                                      std::string* param) {
-  auto j = json_fields::ParseBody<json>(body, param);
+  auto j = json_fields::ParseBody<OJson>(body, param);
   if (!j.ok()) return j.status();
   Fields f(*j, param);
   OpenAiRequest out;
   GenerateJob& job = out.job;
   RETURN_IF_ERROR(ParseModel(f, default_model, &job.model));
-  const json* p = f.Get("prompt");
+  const OJson* p = f.Get("prompt");
   if (!p) return f.Fail("prompt", "'prompt' is required");
   if (p->is_string()) {
     job.input = GenerateJob::Input::kText;
     job.prompt = p->get<std::string>();
   } else if (p->is_array()) {
     if (p->empty()) return f.Fail("prompt", "'prompt' must not be empty");
-    const json& first = (*p)[0];
+    const OJson& first = (*p)[0];
     if (first.is_string() || first.is_array()) {
       if (p->size() != 1)
         return f.Fail("prompt", "batched prompts are not supported: send one prompt per request (or use n)");
@@ -368,18 +371,18 @@ absl::StatusOr<OpenAiRequest> ParseCompletionRequest(const std::string& body, co
   }
   RETURN_IF_ERROR(f.Int("best_of", 1, 16, &i, &set));
   if (set && i != job.n) return f.Fail("best_of", "'best_of' other than n is not supported");
-  RETURN_IF_ERROR(ParseConstraintFields(body, /*chat=*/false, &job, param));
+  RETURN_IF_ERROR(ParseConstraintFields(*j, /*chat=*/false, &job, param));
   return out;
 }
 
 absl::StatusOr<EmbeddingsRequest> ParseEmbeddingsRequest(const std::string& body, const std::string& default_model,
                                                          std::string* param) {
-  auto j = json_fields::ParseBody<json>(body, param);
+  auto j = json_fields::ParseBody<OJson>(body, param);
   if (!j.ok()) return j.status();
   Fields f(*j, param);
   EmbeddingsRequest out;
   RETURN_IF_ERROR(ParseModel(f, default_model, &out.model));
-  const json* in = f.Get("input");
+  const OJson* in = f.Get("input");
   if (!in) return f.Fail("input", "'input' is required");
   if (in->is_string()) {
     out.texts.push_back(in->get<std::string>());

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "json_fields.h"
+#include "llmesh/common/json_parse.h"
 #include "llmesh/engine/grammar.h"
 #include "llmesh/gateway/tool_calls.h"
 #include "nlohmann/json.hpp"
@@ -123,9 +124,8 @@ absl::Status ParseTools(const OJson& body, GenerateJob* job, std::string* param)
 
 }  // namespace
 
-absl::Status ParseConstraintFields(const std::string& body, bool chat, GenerateJob* job, std::string* param) {
-  OJson j = OJson::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
+absl::Status ParseConstraintFields(const OJson& j, bool chat, GenerateJob* job, std::string* param) {
+  if (!j.is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
   if (const OJson* js = Get(j, "json_schema")) {
     if (!js->is_object() && !js->is_boolean()) return Fail(param, "json_schema", "'json_schema' must be a JSON Schema object");
     if (!job->sampling.grammar().empty())
@@ -139,22 +139,23 @@ absl::Status ParseConstraintFields(const std::string& body, bool chat, GenerateJ
   return ParseTools(j, job, param);
 }
 
-absl::StatusOr<std::string> ToolCallsAsText(const std::string& tool_calls_json) {
-  OJson calls = OJson::parse(tool_calls_json, nullptr, /*allow_exceptions=*/false);
-  if (calls.is_discarded() || !calls.is_array()) return absl::InvalidArgumentError("tool_calls must be an array");
+absl::StatusOr<std::string> ToolCallsAsText(const OJson& calls) {
+  if (!calls.is_array()) return absl::InvalidArgumentError("tool_calls must be an array");
   std::string out;
   for (const auto& c : calls) {
     const OJson* fn = c.is_object() ? Get(c, "function") : nullptr;
     const OJson* name = fn && fn->is_object() ? Get(*fn, "name") : nullptr;
     if (!name || !name->is_string())
       return absl::InvalidArgumentError("each tool call must be {type: 'function', function: {name, arguments}}");
-    OJson args = OJson::object();
+    OJson call = OJson::object();
+    call["name"] = *name;
+    OJson& args = call["arguments"] = OJson::object();
     if (const OJson* a = Get(*fn, "arguments")) {
       if (!a->is_string()) return absl::InvalidArgumentError("tool call arguments must be a string of JSON");
-      args = OJson::parse(a->get<std::string>(), nullptr, /*allow_exceptions=*/false);
-      if (args.is_discarded()) args = a->get<std::string>();  // kept as the model wrote it
+      auto parsed = ParseJson<OJson>(a->get_ref<const std::string&>());
+      args = parsed.ok() ? std::move(*parsed) : *a;  // not JSON: kept as the model wrote it
     }
-    absl::StrAppend(&out, out.empty() ? "" : "\n", Dump(OJson{{"name", *name}, {"arguments", std::move(args)}}));
+    absl::StrAppend(&out, out.empty() ? "" : "\n", Dump(call));
   }
   return out;
 }

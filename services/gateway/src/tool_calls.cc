@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "llmesh/common/json_parse.h"
 #include "llmesh/engine/grammar.h"
 #include "nlohmann/json.hpp"
 
@@ -75,9 +76,10 @@ absl::StatusOr<std::string> ToolCallSchema(const std::vector<v1::ToolSpec>& tool
   OJson branches = OJson::array();
   OJson defs = OJson::object();
   for (size_t i = 0; i < tools.size(); ++i) {
-    OJson params = OJson::parse(ParametersOf(tools[i]), nullptr, /*allow_exceptions=*/false);
-    if (params.is_discarded() || !params.is_object())
+    auto parsed = ParseJson<OJson>(ParametersOf(tools[i]));
+    if (!parsed.ok() || !parsed->is_object())
       return Bad(absl::StrCat("tool '", tools[i].name(), "': parameters must be a JSON Schema object"));
+    OJson params = std::move(*parsed);
     const std::string prefix = absl::StrCat("t", i, "_");
     RewriteRefs(params, prefix);
     for (const char* section : {"$defs", "definitions"}) {

@@ -3,8 +3,9 @@
 // GenerateJob (unknown fields ignored; wrong types, bad ranges and malformed
 // JSON refused with INVALID_ARGUMENT naming the field), and the gateway's
 // streamed responses turned into OpenAI objects and stream chunks.
-// No exceptions: JSON is parsed with allow_exceptions=false and every type is
-// checked before use.
+// No exceptions, and a body is parsed once, at a cost linear in its size
+// (llmesh/common/json_parse.h: nesting deeper than 128 levels is refused);
+// every type is checked before use.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@ absl::StatusOr<OpenAiRequest> ParseCompletionRequest(const std::string& body, co
 
 // The sampling fields of a request object (temperature, top_p, seed, ...,
 // under the names the generation routes take), for routes that take them too.
-absl::Status ParseSamplingFields(const nlohmann::json& body, v1::SamplingParams* sampling, std::string* param);
+absl::Status ParseSamplingFields(const nlohmann::ordered_json& body, v1::SamplingParams* sampling, std::string* param);
 
 struct EmbeddingsRequest {
   std::string model;

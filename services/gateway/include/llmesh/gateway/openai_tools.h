@@ -6,6 +6,7 @@
 // wrote for them. Schemas are compiled here, so a bad one is a 400 naming the
 // field before any engine work. The body is read with ordered_json: a
 // schema's properties keep their declared order, which the output follows.
+// Values are moved or dumped from the body parsed once, never parsed again.
 #pragma once
 
 #include <string>
@@ -13,15 +14,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "llmesh/gateway/job.h"
+#include "nlohmann/json.hpp"
 
 namespace llmesh::gateway {
 
-// `body` is the request body (already known to be a JSON object). On error,
-// *param names the field. `chat`: response_format and tools are chat fields.
-absl::Status ParseConstraintFields(const std::string& body, bool chat, GenerateJob* job, std::string* param);
+// `body` is the parsed request body, a JSON object. On error, *param names
+// the field. `chat`: response_format and tools are chat fields.
+absl::Status ParseConstraintFields(const nlohmann::ordered_json& body, bool chat, GenerateJob* job,
+                                   std::string* param);
 
-// `tool_calls` of an assistant message (the JSON text of the array) as the
-// call objects the model writes, one per line: {"name": ..., "arguments": {...}}.
-absl::StatusOr<std::string> ToolCallsAsText(const std::string& tool_calls_json);
+// `tool_calls` of an assistant message (an array) as the call objects the
+// model writes, one per line: {"name": ..., "arguments": {...}}.
+absl::StatusOr<std::string> ToolCallsAsText(const nlohmann::ordered_json& tool_calls);
 
 }  // namespace llmesh::gateway
