@@ -48,16 +48,21 @@ Stack WriteStack(const std::string& model_dir, bool relative_data_dirs = false) 
   return s;
 }
 
+// Until the launcher says it is up; false if it exits or takes over 90 s.
+bool WaitUntilUp(Subprocess& up, const std::string& log) {
+  absl::Time deadline = absl::Now() + absl::Seconds(90);
+  while (ReadFile(log).find("Press Ctrl-C") == std::string::npos) {
+    if (!up.running() || absl::Now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return true;
+}
+
 TEST(UpTest, StartsEveryServiceAndStopsThemAllOnCtrlC) {
   Stack s = WriteStack(std::string(LLMESH_SHARED_DIR) + "/models");
   auto up = Subprocess::Start({LlmeshBin(), "up", "--config", s.config}, s.log);
   ASSERT_TRUE(up.ok());
-  absl::Time deadline = absl::Now() + absl::Seconds(90);
-  while (ReadFile(s.log).find("Press Ctrl-C") == std::string::npos) {
-    ASSERT_TRUE((*up)->running()) << ReadFile(s.log);
-    ASSERT_LT(absl::Now(), deadline) << ReadFile(s.log);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  ASSERT_TRUE(WaitUntilUp(**up, s.log)) << ReadFile(s.log);
   for (int port : s.ports) EXPECT_EQ(*HealthStatus(absl::StrCat("127.0.0.1:", port)), "SERVING") << port;
 
   (*up)->Signal(SIGINT);
@@ -82,12 +87,7 @@ TEST(UpTest, MakesAClusterTokenPerRunAndKeepsDataInTheRunDirectory) {
   auto up = Subprocess::Start({LlmeshBin(), "up", "--config", s.config}, s.log);
   if (!saved.empty()) setenv("LLMESH_CLUSTER_TOKEN", saved.c_str(), 1);
   ASSERT_TRUE(up.ok());
-  absl::Time deadline = absl::Now() + absl::Seconds(90);
-  while (ReadFile(s.log).find("Press Ctrl-C") == std::string::npos) {
-    ASSERT_TRUE((*up)->running()) << ReadFile(s.log);
-    ASSERT_LT(absl::Now(), deadline) << ReadFile(s.log);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  ASSERT_TRUE(WaitUntilUp(**up, s.log)) << ReadFile(s.log);
   std::string token_file = s.dir + "/run/cluster_token";
   struct stat st {};
   ASSERT_EQ(stat(token_file.c_str(), &st), 0);
