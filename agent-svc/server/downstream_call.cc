@@ -2,7 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "llmesh/rpc/channel.h"
+#include "llmesh/rpc/scrub.h"
 #include "llmesh/rpc/status.h"
+#include "spdlog/spdlog.h"
 
 namespace llmesh::agent {
 
@@ -16,9 +18,11 @@ DownstreamCall::DownstreamCall(absl::Time deadline, const Cancellation* cancel, 
   }
 }
 
-absl::Status FromDownstream(const std::string& who, const grpc::Status& status) {
+absl::Status FromDownstream(const std::string& who, const std::string& target, const grpc::Status& status) {
   absl::Status st = rpc::FromGrpcStatus(status);
-  return absl::Status(st.code(), absl::StrCat(who, ": ", st.message()));
+  spdlog::debug("event=downstream_failed who=\"{}\" target={} code={} error=\"{}\"", who, target,
+                absl::StatusCodeToString(st.code()), std::string(st.message()));
+  return absl::Status(st.code(), absl::StrCat(who, ": ", rpc::ScrubAddresses(st.message())));
 }
 
 }  // namespace llmesh::agent

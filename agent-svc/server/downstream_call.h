@@ -28,7 +28,9 @@ class DownstreamCall {
 };
 
 // A failed downstream call as this service reports it: the code kept, the
-// message prefixed with who failed ("engine 127.0.0.1:50052: ...").
-absl::Status FromDownstream(const std::string& who, const grpc::Status& status);
+// message prefixed with who failed ("engine: ...") and scrubbed of addresses
+// (rpc/scrub.h), since it reaches clients in steps and statuses; the log
+// (debug) names `target`.
+absl::Status FromDownstream(const std::string& who, const std::string& target, const grpc::Status& status);
 
 }  // namespace llmesh::agent

@@ -1,5 +1,7 @@
 #include "engine_backend.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "downstream_call.h"
 #include "llmesh/rpc/channel.h"
@@ -12,20 +14,52 @@ EngineBackend::EngineBackend(const std::vector<std::string>& engine_targets, con
   for (const auto& t : engine_targets) engines_.push_back({t, v1::EngineService::NewStub(rpc::CreateChannel(t))});
 }
 
-absl::StatusOr<Generation> EngineBackend::Generate(const GenerationRequest& request, const CallOptions& opts) {
-  const std::string tokenizer_name = absl::StrCat("tokenizer ", tokenizer_target_);
+absl::StatusOr<v1::ApplyChatTemplateResponse> EngineBackend::Render(const std::string& model,
+                                                                    const std::vector<v1::ChatMessage>& messages,
+                                                                    const CallOptions& opts) {
   v1::ApplyChatTemplateRequest tmpl;
-  tmpl.set_model(request.model);
-  for (const auto& m : request.messages) *tmpl.add_messages() = m;
+  tmpl.set_model(model);
+  for (const auto& m : messages) *tmpl.add_messages() = m;
   tmpl.set_add_generation_prompt(true);
   tmpl.set_allow_fallback(true);
   tmpl.set_tokenize(true);
   v1::ApplyChatTemplateResponse prompt;
-  {
+  DownstreamCall call(opts.deadline, opts.cancel, opts.request_id);
+  grpc::Status s = tokenizer_->ApplyChatTemplate(call.ctx(), tmpl, &prompt);
+  if (!s.ok()) return FromDownstream("tokenizer", tokenizer_target_, s);
+  return prompt;
+}
+
+absl::StatusOr<int32_t> EngineBackend::CountPromptTokens(const std::string& model,
+                                                         const std::vector<v1::ChatMessage>& messages,
+                                                         const CallOptions& opts) {
+  auto prompt = Render(model, messages, opts);
+  if (!prompt.ok()) return prompt.status();
+  return prompt->token_ids_size();
+}
+
+absl::StatusOr<int32_t> EngineBackend::ContextLength(const std::string& model, const CallOptions& opts) {
+  int32_t n_ctx = 0;
+  absl::Status last = absl::NotFoundError(absl::StrCat("model '", model, "' is not loaded on any engine"));
+  for (const auto& engine : engines_) {
     DownstreamCall call(opts.deadline, opts.cancel, opts.request_id);
-    grpc::Status s = tokenizer_->ApplyChatTemplate(call.ctx(), tmpl, &prompt);
-    if (!s.ok()) return FromDownstream(tokenizer_name, s);
+    v1::ListModelsResponse resp;
+    grpc::Status s = engine.stub->ListModels(call.ctx(), v1::ListModelsRequest(), &resp);
+    if (!s.ok()) {
+      last = FromDownstream("engine", engine.target, s);
+      continue;
+    }
+    for (const auto& m : resp.models())
+      if (m.name() == model && m.n_ctx() > 0) n_ctx = n_ctx == 0 ? m.n_ctx() : std::min(n_ctx, m.n_ctx());
   }
+  if (n_ctx == 0) return last;
+  return n_ctx;
+}
+
+absl::StatusOr<Generation> EngineBackend::Generate(const GenerationRequest& request, const CallOptions& opts) {
+  auto rendered = Render(request.model, request.messages, opts);
+  if (!rendered.ok()) return rendered.status();
+  const v1::ApplyChatTemplateResponse& prompt = *rendered;
 
   v1::GenerateRequest gen;
   gen.set_model(request.model);
@@ -38,10 +72,10 @@ absl::StatusOr<Generation> EngineBackend::Generate(const GenerationRequest& requ
   Generation out;
   std::vector<int32_t> ids;
   grpc::Status status;
-  std::string who;
+  std::string who;  // the engine that answered last
   for (size_t attempt = 0; attempt < engines_.size(); ++attempt) {
     Engine& engine = engines_[next_.fetch_add(1) % engines_.size()];
-    who = absl::StrCat("engine ", engine.target);
+    who = engine.target;
     DownstreamCall call(opts.deadline, opts.cancel, opts.request_id);
     auto reader = engine.stub->Generate(call.ctx(), gen);
     v1::GenerateResponse resp;
@@ -59,7 +93,7 @@ absl::StatusOr<Generation> EngineBackend::Generate(const GenerationRequest& requ
     status = reader->Finish();
     if (status.ok() || answered || status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
   }
-  if (!status.ok()) return FromDownstream(who, status);
+  if (!status.ok()) return FromDownstream("engine", who, status);
   if (out.completion_tokens == 0) out.completion_tokens = static_cast<int32_t>(ids.size());
   if (out.prompt_tokens == 0) out.prompt_tokens = prompt.token_ids_size();
 
@@ -70,7 +104,7 @@ absl::StatusOr<Generation> EngineBackend::Generate(const GenerationRequest& requ
   v1::DetokenizeResponse text;
   DownstreamCall call(opts.deadline, opts.cancel, opts.request_id);
   grpc::Status s = tokenizer_->Detokenize(call.ctx(), detok, &text);
-  if (!s.ok()) return FromDownstream(tokenizer_name, s);
+  if (!s.ok()) return FromDownstream("tokenizer", tokenizer_target_, s);
   out.text = text.text();
   return out;
 }

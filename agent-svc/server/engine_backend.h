@@ -21,8 +21,17 @@ class EngineBackend : public LlmBackend {
  public:
   EngineBackend(const std::vector<std::string>& engine_targets, const std::string& tokenizer_target);
   absl::StatusOr<Generation> Generate(const GenerationRequest& request, const CallOptions& opts) override;
+  // The smallest context among the engines that have the model loaded.
+  absl::StatusOr<int32_t> ContextLength(const std::string& model, const CallOptions& opts) override;
+  // Exact: the tokenizer renders the template, as Generate does.
+  absl::StatusOr<int32_t> CountPromptTokens(const std::string& model, const std::vector<v1::ChatMessage>& messages,
+                                            const CallOptions& opts) override;
 
  private:
+  absl::StatusOr<v1::ApplyChatTemplateResponse> Render(const std::string& model,
+                                                       const std::vector<v1::ChatMessage>& messages,
+                                                       const CallOptions& opts);
+
   struct Engine {
     std::string target;
     std::unique_ptr<v1::EngineService::Stub> stub;

@@ -13,7 +13,7 @@ absl::StatusOr<v1::QueryResponse> RagRetriever::Query(const v1::QueryRequest& re
   v1::QueryResponse resp;
   DownstreamCall call(ctx.deadline, ctx.cancel, ctx.request_id);
   grpc::Status s = stub_->Query(call.ctx(), request, &resp);
-  if (!s.ok()) return FromDownstream(absl::StrCat("rag ", target_), s);
+  if (!s.ok()) return FromDownstream("rag", target_, s);
   return resp;
 }
 

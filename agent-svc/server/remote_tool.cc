@@ -18,7 +18,7 @@ absl::StatusOr<std::string> RemoteTool::Call(const std::string& arguments_json, 
   v1::ToolCallResponse resp;
   DownstreamCall call(ctx.deadline, ctx.cancel, ctx.request_id);
   grpc::Status s = stub_->Call(call.ctx(), req, &resp);
-  if (!s.ok()) return FromDownstream(absl::StrCat("tool service ", spec_.address()), s);
+  if (!s.ok()) return FromDownstream("tool service", spec_.address(), s);
   if (!resp.error().empty()) return absl::UnknownError(resp.error());
   return resp.output();
 }
@@ -29,7 +29,7 @@ absl::StatusOr<v1::ToolSpec> DescribeRemoteTool(const std::string& address, cons
   v1::DescribeToolsResponse resp;
   DownstreamCall call(deadline, nullptr, request_id);
   grpc::Status s = stub->Describe(call.ctx(), v1::DescribeToolsRequest(), &resp);
-  if (!s.ok()) return FromDownstream(absl::StrCat("tool service ", address), s);
+  if (!s.ok()) return FromDownstream("tool service", address, s);
   std::vector<std::string> offered;
   for (const auto& t : resp.tools()) offered.push_back(t.name());
   const v1::ToolSpec* found = nullptr;

@@ -1,6 +1,7 @@
 #include "run_reactor.h"
 
 #include "llmesh/rpc/channel.h"
+#include "llmesh/rpc/scrub.h"
 #include "llmesh/rpc/status.h"
 
 namespace llmesh::agent {
@@ -25,7 +26,7 @@ void RunReactor::Work() {
 
   // Finish here only if no write is in flight; otherwise OnWriteDone does
   // once the queue drains. Nothing touches `this` after Finish.
-  grpc::Status status = rpc::ToGrpcStatus(st);
+  grpc::Status status = rpc::ToGrpcStatus(rpc::ScrubAddresses(st));
   {
     std::lock_guard lock(mu_);
     loop_done_ = true;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "llmesh/agent/prompt.h"
+#include "llmesh/agent/prompt_budget.h"
 #include "llmesh/agent/turn_format.h"
 #include "llmesh/common/logging.h"
 #include "spdlog/spdlog.h"
@@ -97,6 +98,13 @@ class RunLoop {
   absl::Status EndCancelled() { return End(absl::CancelledError("the run was cancelled"), "cancelled"); }
   bool cancelled() const { return env_.cancel->cancelled(); }
 
+  // A model, template or count call that failed: cancelled, out of time, or the backend's error.
+  absl::Status EndFailed(const absl::Status& st, const char* what) {
+    if (cancelled()) return EndCancelled();
+    if (absl::IsDeadlineExceeded(st) || absl::Now() >= deadline_) return EndOutOfTime();
+    return End(st, absl::StrCat(what, " failed: ", st.message()));
+  }
+
   // Runs one tool call; its failure or timeout is the observation.
   absl::Status CallTool(Tool& tool, const std::string& arguments_json, absl::Duration timeout);
 
@@ -128,12 +136,19 @@ absl::Status RunLoop::Go(const Plan& plan, std::vector<v1::ChatMessage> history,
   wall_binding_ = budget_end <= env_.deadline;
   deadline_ = std::min(budget_end, env_.deadline);
 
+  const size_t task = history_.size();
   v1::ChatMessage input;
   input.set_role("user");
   input.set_content(request_.input());
   if (auto st = Append(std::move(input)); !st.ok()) return st;
 
   const std::string system_message = SystemMessage(plan.system_prompt, specs);
+  const CallOptions call{deadline_, env_.cancel, env_.request_id};
+  auto n_ctx = backend_.ContextLength(plan.model, call);
+  if (!n_ctx.ok()) return EndFailed(n_ctx.status(), "model call");
+  const PromptCounter count = [&](const std::vector<v1::ChatMessage>& messages) {
+    return backend_.CountPromptTokens(plan.model, messages, call);
+  };
 
   for (int32_t turn = 1; turn <= max_steps; ++turn) {
     step_ = first_step + turn - 1;
@@ -161,18 +176,35 @@ absl::Status RunLoop::Go(const Plan& plan, std::vector<v1::ChatMessage> history,
     std::vector<std::string> allowed_names;
     for (const auto& s : allowed) allowed_names.push_back(s.name());
 
+    // The prompt leaves the turn room for its reply: a quarter of the
+    // context (a turn is a short JSON object; a small model's system message
+    // and tools can take half of it), else an eighth (enough for a short
+    // answer), or what is left of the run's token budget when that is less.
+    // The turn then gets all the room there is.
+    absl::StatusOr<FittedPrompt> prompt;
+    for (int32_t room : {*n_ctx / 4, *n_ctx / 8}) {
+      prompt = FitPrompt(system_message, history_, task, options_.max_history_messages,
+                         *n_ctx - std::min(remaining, room), count);
+      if (!absl::IsOutOfRange(prompt.status())) break;
+    }
+    if (!prompt.ok()) {
+      if (absl::IsOutOfRange(prompt.status()))
+        return End(absl::OkStatus(), absl::StrCat("the model's context of ", *n_ctx,
+                                                  " tokens cannot hold the next turn: ", prompt.status().message()));
+      return EndFailed(prompt.status(), "model call");
+    }
+    if (prompt->dropped > 0 || prompt->observations_cut > 0)
+      spdlog::debug("event=agent_prompt_fitted session={} step={} tokens={} n_ctx={} dropped={} cut={}", session_id_,
+                    step_, prompt->tokens, *n_ctx, prompt->dropped, prompt->observations_cut);
+
     GenerationRequest gen_req;
     gen_req.model = plan.model;
-    gen_req.messages = BuildPrompt(system_message, history_, options_.max_history_messages);
+    gen_req.messages = std::move(prompt->messages);
     gen_req.sampling = request_.sampling();
     gen_req.sampling.set_json_schema(*schema);
-    gen_req.max_tokens = remaining;
-    auto gen = backend_.Generate(gen_req, CallOptions{deadline_, env_.cancel, env_.request_id});
-    if (!gen.ok()) {
-      if (cancelled()) return EndCancelled();
-      if (absl::IsDeadlineExceeded(gen.status()) || absl::Now() >= deadline_) return EndOutOfTime();
-      return End(gen.status(), absl::StrCat("model call failed: ", gen.status().message()));
-    }
+    gen_req.max_tokens = std::min(remaining, *n_ctx - prompt->tokens);
+    auto gen = backend_.Generate(gen_req, call);
+    if (!gen.ok()) return EndFailed(gen.status(), "model call");
     usage_.set_prompt_tokens(usage_.prompt_tokens() + gen->prompt_tokens);
     usage_.set_completion_tokens(usage_.completion_tokens() + gen->completion_tokens);
     usage_.set_total_tokens(usage_.prompt_tokens() + usage_.completion_tokens());

@@ -77,6 +77,26 @@ class ScriptedBackend : public LlmBackend {
     return g;
   }
 
+  // The fake's context and token count: 4 bytes a token, 4 more per message
+  // and for the open assistant turn.
+  absl::StatusOr<int32_t> ContextLength(const std::string&, const CallOptions&) override {
+    std::lock_guard lock(mu_);
+    return n_ctx_;
+  }
+  absl::StatusOr<int32_t> CountPromptTokens(const std::string&, const std::vector<v1::ChatMessage>& messages,
+                                            const CallOptions&) override {
+    return Tokens(messages);
+  }
+  static int32_t Tokens(const std::vector<v1::ChatMessage>& messages) {
+    int32_t n = 4;
+    for (const auto& m : messages) n += 4 + static_cast<int32_t>((m.content().size() + 3) / 4);
+    return n;
+  }
+  void set_n_ctx(absl::StatusOr<int32_t> n_ctx) {
+    std::lock_guard lock(mu_);
+    n_ctx_ = std::move(n_ctx);
+  }
+
   std::vector<GenerationRequest> requests() {
     std::lock_guard lock(mu_);
     return requests_;
@@ -86,6 +106,7 @@ class ScriptedBackend : public LlmBackend {
   std::mutex mu_;
   std::deque<Reply> script_;
   std::vector<GenerationRequest> requests_;
+  absl::StatusOr<int32_t> n_ctx_ = 32768;
 };
 
 // A tool whose behaviour a test chooses.

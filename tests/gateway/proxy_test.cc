@@ -51,6 +51,18 @@ class FakeAgent final : public v1::AgentService::Service {
     }
     if (req->input() == "fail") return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "unknown tool 'nope'");
     const std::string session = "s-" + req->input();
+    if (req->input() == "limit") {  // agent-svc ends the run itself: ERROR, USAGE, then its status
+      v1::AgentStep error = Step(v1::AGENT_STEP_KIND_ERROR, 1, session);
+      error.set_text("model call failed: gateway 127.0.0.1:50050: max_tokens (1024) exceeds the context");
+      writer->Write(error);
+      writer->Write(Step(v1::AGENT_STEP_KIND_USAGE, 1, session));
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "gateway 127.0.0.1:50050: max_tokens (1024) exceeds the context");
+    }
+    if (req->input() == "broken") {  // a step, then agent-svc fails without ending the run
+      writer->Write(Step(v1::AGENT_STEP_KIND_THOUGHT, 1, session));
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "engine ipv4:10.0.0.7:50052: connection reset");
+    }
     if (req->input() == "hang") {
       writer->Write(Step(v1::AGENT_STEP_KIND_THOUGHT, 0, session));
       while (!ctx->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -272,6 +284,52 @@ TEST_F(ProxyTest, AgentRunErrorsAndAuth) {
   EXPECT_EQ(down.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_NE(down.status.error_message().find("agent service (Run) unavailable"), std::string::npos)
       << down.status.error_message();
+}
+
+// Issue #14: a run that fails after its first steps ends with an ERROR step
+// (its own, or one the gateway adds), and no error names an internal address.
+TEST_F(ProxyTest, AgentRunFailingAfterStepsEndsWithAnErrorStepAndNoAddresses) {
+  v1::AgentRunRequest req;
+  req.set_input("limit");
+  Run limit = AgentRun(*gateway_, req, Ctx());
+  EXPECT_EQ(limit.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(limit.status.error_message(), "gateway <address>: max_tokens (1024) exceeds the context");
+  ASSERT_EQ(limit.steps.size(), 2u);  // agent-svc's own ERROR: none added
+  EXPECT_EQ(limit.steps[0].kind(), v1::AGENT_STEP_KIND_ERROR);
+  EXPECT_EQ(limit.steps[0].text(), "model call failed: gateway <address>: max_tokens (1024) exceeds the context");
+
+  req.set_input("broken");
+  Run broken = AgentRun(*gateway_, req, Ctx());
+  EXPECT_EQ(broken.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(broken.status.error_message().find("10.0.0.7"), std::string::npos) << broken.status.error_message();
+  ASSERT_EQ(broken.steps.size(), 2u);
+  EXPECT_EQ(broken.steps[1].kind(), v1::AGENT_STEP_KIND_ERROR);
+  EXPECT_EQ(broken.steps[1].session_id(), "s-broken");
+  EXPECT_EQ(broken.steps[1].text(), broken.status.error_message());
+
+  // Over HTTP: a 200 either way, whole or streamed, the error step last of the run.
+  auto cli = Http(*gateway_);
+  for (const char* input : {"limit", "broken"}) {
+    auto whole = cli.Post("/v1/agents/run", Auth(), json{{"input", input}}.dump(), "application/json");
+    ASSERT_TRUE(whole);
+    ASSERT_EQ(whole->status, 200) << whole->body;
+    EXPECT_EQ(whole->body.find("127.0.0.1"), std::string::npos) << whole->body;
+    EXPECT_EQ(whole->body.find("10.0.0.7"), std::string::npos) << whole->body;
+    json steps = json::parse(whole->body)["steps"];
+    ASSERT_GE(steps.size(), 2u) << whole->body;
+    bool error_step = false;
+    for (const auto& s : steps) error_step = error_step || s["kind"] == "error";
+    EXPECT_TRUE(error_step) << whole->body;
+
+    auto sse = cli.Post("/v1/agents/run", Auth(), json{{"input", input}, {"stream", true}}.dump(),
+                        "application/json");
+    ASSERT_TRUE(sse);
+    ASSERT_EQ(sse->status, 200) << sse->body;
+    EXPECT_EQ(sse->body.find("127.0.0.1"), std::string::npos) << sse->body;
+    EXPECT_NE(sse->body.find(R"("kind":"error")"), std::string::npos) << sse->body;
+    EXPECT_EQ(sse->body.find(R"("error":{)"), std::string::npos) << sse->body;  // no OpenAI error event
+    EXPECT_NE(sse->body.find("data: [DONE]"), std::string::npos) << sse->body;
+  }
 }
 
 TEST_F(ProxyTest, CancellingAgentRunCancelsTheRunInAgentSvc) {

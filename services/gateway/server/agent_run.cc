@@ -1,8 +1,10 @@
 #include "agent_run.h"
 
 #include <atomic>
+#include <optional>
 
 #include "downstream.h"
+#include "llmesh/rpc/scrub.h"
 #include "llmesh/rpc/status.h"
 #include "spdlog/spdlog.h"
 
@@ -10,6 +12,33 @@ namespace llmesh::gateway {
 namespace {
 
 constexpr char kWhat[] = "agent service (Run)";
+
+// What a client may read of a step: errors without internal addresses.
+void Scrub(v1::AgentStep& step) {
+  if (step.kind() == v1::AGENT_STEP_KIND_ERROR || step.tool_error()) step.set_text(rpc::ScrubAddresses(step.text()));
+}
+
+// The run's failure as agent-svc reports it, scrubbed.
+absl::Status RunStatus(const grpc::Status& s) {
+  return s.ok() ? absl::OkStatus() : rpc::ScrubAddresses(DownstreamError(s, kWhat));
+}
+
+// The ERROR step ending a run that failed after `last` without one of its
+// own (agent-svc, or the connection to it, went away).
+v1::AgentStep ErrorStepAfter(const v1::AgentStep& last, const absl::Status& st) {
+  v1::AgentStep e;
+  e.set_session_id(last.session_id());
+  e.set_step(last.step());
+  e.set_kind(v1::AGENT_STEP_KIND_ERROR);
+  e.set_text(std::string(st.message()));
+  return e;
+}
+
+// Whether a run that streamed `last` and ended with a failure still needs
+// an ERROR step: agent-svc ends its runs with ERROR then USAGE.
+bool NeedsErrorStep(const v1::AgentStep& last, bool saw_error) {
+  return !saw_error && last.kind() != v1::AGENT_STEP_KIND_USAGE;
+}
 
 // Deletes itself once both the client's RPC and the call to agent-svc are done.
 class AgentRunProxy final : public grpc::ServerWriteReactor<v1::AgentStep> {
@@ -63,15 +92,24 @@ class AgentRunProxy final : public grpc::ServerWriteReactor<v1::AgentStep> {
       ReleaseHold();
       return;
     }
+    Scrub(step_);
+    saw_error_ = saw_error_ || step_.kind() == v1::AGENT_STEP_KIND_ERROR;
+    last_ = step_;
     StartWrite(&step_);  // the next read starts when this write is done
   }
+  // No write is in flight: the last read (which follows the last write) is done.
   void OnRunDone(const grpc::Status& s) {
-    absl::Status st = s.ok() ? absl::OkStatus() : DownstreamError(s, kWhat);
-    if (!st.ok())
+    if (!s.ok())
       spdlog::debug("event=agent_run_failed request_id={} code={} error=\"{}\"", request_id_,
-                    absl::StatusCodeToString(st.code()), std::string(st.message()));
+                    static_cast<int>(s.error_code()), s.error_message());
+    absl::Status st = RunStatus(s);
     code_ = st.code();
-    Finish(rpc::ToGrpcStatus(st));
+    if (!st.ok() && last_.has_value() && NeedsErrorStep(*last_, saw_error_)) {
+      step_ = ErrorStepAfter(*last_, st);
+      StartWriteAndFinish(&step_, grpc::WriteOptions(), rpc::ToGrpcStatus(st));
+    } else {
+      Finish(rpc::ToGrpcStatus(st));
+    }
     Unref();
   }
   void ReleaseHold() {
@@ -90,6 +128,8 @@ class AgentRunProxy final : public grpc::ServerWriteReactor<v1::AgentStep> {
   v1::AgentRunRequest req_;
   std::string request_id_;
   v1::AgentStep step_;  // read from agent-svc, then written to the client
+  std::optional<v1::AgentStep> last_;
+  bool saw_error_ = false;
 };
 
 }  // namespace
@@ -118,13 +158,22 @@ std::shared_ptr<AgentRunStream> AgentRunStream::Start(v1::AgentService::Stub& st
 
 void AgentRunStream::OnReadDone(bool ok) {
   if (!ok) return;  // OnDone follows
+  Scrub(step_);
+  saw_error_ = saw_error_ || step_.kind() == v1::AGENT_STEP_KIND_ERROR;
+  last_ = step_;
   steps_->Push(std::move(step_));
   step_.Clear();
   StartRead(&step_);
 }
 
 void AgentRunStream::OnDone(const grpc::Status& status) {
-  steps_->Close(status.ok() ? absl::OkStatus() : DownstreamError(status, kWhat));
+  absl::Status st = RunStatus(status);
+  if (!st.ok() && last_.has_value()) {
+    // Steps went out: the run's end is a step too, and the response a success.
+    if (NeedsErrorStep(*last_, saw_error_)) steps_->Push(ErrorStepAfter(*last_, st));
+    st = absl::OkStatus();
+  }
+  steps_->Close(st);
   auto keep = std::move(self_);  // may be the last reference: this goes when the function returns
 }
 

@@ -11,10 +11,17 @@
 // restart (or read with GetSession) holds exactly what the client saw.
 //
 // Limits: max_steps turns (the last may only answer), max_tokens generated
-// in all (each generation gets what is left), a wall-clock budget (the
+// in all (each generation gets what is left, at most what the model's
+// context leaves after the prompt), a wall-clock budget (the
 // deadline of every model and tool call), a per-tool-call timeout. Hitting a
 // limit ends the run with an ERROR step and an OK status; a cancel
 // (RunEnv::cancel) ends it with CANCELLED within one model or tool call.
+//
+// The model's context bounds every turn: the prompt keeps room for the
+// reply (a quarter of the context, else an eighth, or the tokens left when
+// fewer) by leaving out earlier runs' messages, then this run's oldest
+// steps, then cutting observations (prompt_budget.h). A run whose task alone does not fit, or
+// whose turn fills the context before it is complete, ends like a limit.
 #pragma once
 
 #include <functional>

@@ -49,6 +49,14 @@ class LlmBackend {
   // unknown model, INVALID_ARGUMENT for bad sampling, DEADLINE_EXCEEDED,
   // CANCELLED when opts.cancel fired).
   virtual absl::StatusOr<Generation> Generate(const GenerationRequest& request, const CallOptions& opts) = 0;
+  // The model's context window in tokens: prompt and completion together.
+  virtual absl::StatusOr<int32_t> ContextLength(const std::string& model, const CallOptions& opts) = 0;
+  // Tokens of the prompt `messages` render to for `model`, the open assistant
+  // turn included: exact where the backend renders it itself, else an upper
+  // estimate that its generations' usage keeps honest.
+  virtual absl::StatusOr<int32_t> CountPromptTokens(const std::string& model,
+                                                    const std::vector<v1::ChatMessage>& messages,
+                                                    const CallOptions& opts) = 0;
 };
 
 }  // namespace llmesh::agent
