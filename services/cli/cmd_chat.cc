@@ -108,7 +108,7 @@ struct ChatOptions {
 
 class Gateway {
  public:
-  explicit Gateway(const ChatOptions& o) : o_(o), stub_(v1::Gateway::NewStub(rpc::CreateChannel(o.gateway))) {}
+  explicit Gateway(const ChatOptions& o) : o_(o), stub_(v1::Gateway::NewStub(rpc::CreateExternalChannel(o.gateway))) {}
 
   // The context window of the chat's model (the smallest of the gateway's
   // models when the chat names none and the gateway serves several).
