@@ -31,7 +31,9 @@ TEST(HttpFramingTest, ByteByByteIsIncrementalAndAgrees) {
   RequestFrame f;
   for (size_t n = 1; n <= req.size(); ++n) {
     f = framer.Update(std::string_view(req).substr(0, n));
-    if (n < req.size()) EXPECT_EQ(f.state, State::kIncomplete) << n;
+    if (n < req.size()) {
+      EXPECT_EQ(f.state, State::kIncomplete) << n;
+    }
   }
   ASSERT_EQ(f.state, State::kComplete);
   EXPECT_EQ(f.total_bytes, req.size());
