@@ -107,6 +107,7 @@ absl::StatusOr<std::unique_ptr<Subprocess>> StackRunner::Spawn(const StackProces
   } else if (p.section == "rag") {
     // Embeddings over every engine the gateway routes to, following scale.
     argv.insert(argv.end(), {"--gateway", gateway_addr_});
+    if (std::getenv("LLMESH_RAG_DATA_DIR") == nullptr) argv.insert(argv.end(), {"--data-dir", config_.rag_data_dir});
   } else if (p.section == "agent") {
     // Generations through the gateway, which routes across however many
     // engines run (llmesh scale); rag_search through rag-svc.
@@ -114,8 +115,6 @@ absl::StatusOr<std::unique_ptr<Subprocess>> StackRunner::Spawn(const StackProces
     if (!rag_addr_.empty()) argv.insert(argv.end(), {"--rag", rag_addr_});
     if (std::getenv("LLMESH_AGENT_DATA_DIR") == nullptr)
       argv.insert(argv.end(), {"--data-dir", config_.agent_data_dir});
-  } else if (p.section == "rag") {
-    if (std::getenv("LLMESH_RAG_DATA_DIR") == nullptr) argv.insert(argv.end(), {"--data-dir", config_.rag_data_dir});
   }
   std::string section_env = p.section;
   for (char& c : section_env) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
