@@ -38,6 +38,8 @@ void BertRunner::Submit(std::vector<std::vector<TokenId>> inputs, Pooling poolin
   cv_.notify_one();
 }
 
+bool BertRunner::OnRunnerThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+
 int32_t BertRunner::queue_depth() const {
   std::lock_guard lock(mu_);
   return static_cast<int32_t>(queue_.size()) + running_;

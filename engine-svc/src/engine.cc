@@ -126,7 +126,17 @@ absl::StatusOr<LoadedModelInfo> Engine::LoadModel(const std::string& name_in, in
     return absl::NotFoundError(absl::StrCat("model '", name, "' not found in the model directory"));
   spdlog::info("event=model_loading model={} path={}", name, path);
   absl::Time start = absl::Now();
-  auto lm = std::make_shared<LoadedModel>();
+  // A sink of an in-flight request holds its model, and the scheduler (or
+  // bert runner) thread may drop the last reference: after UnloadModel, or at
+  // shutdown. That thread must not run the destructor, which joins it
+  // (std::system_error "Resource deadlock avoided", then terminate): another
+  // thread does, and joins it once its step is over.
+  std::shared_ptr<LoadedModel> lm(new LoadedModel, [](LoadedModel* m) {
+    if ((m->scheduler && m->scheduler->OnLoopThread()) || (m->bert_runner && m->bert_runner->OnRunnerThread()))
+      std::thread([m] { delete m; }).detach();
+    else
+      delete m;
+  });
   lm->name = name;
   auto file = gguf::GgufFile::Open(path);
   if (!file.ok())

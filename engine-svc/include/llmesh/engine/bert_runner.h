@@ -38,6 +38,8 @@ class BertRunner {
 
   // Batches waiting or running.
   int32_t queue_depth() const;
+  // True on the runner's own thread, which must never destroy it.
+  bool OnRunnerThread() const;
 
  private:
   struct Job {

@@ -62,6 +62,8 @@ class Scheduler {
                                                            SchedulerConfig config,
                                                            std::mutex* compute_mu = nullptr);
   ~Scheduler();  // cancels everything still queued or running, joins the loop
+  // True on the scheduler's own thread, which must never destroy it.
+  bool OnLoopThread() const { return std::this_thread::get_id() == loop_.get_id(); }
 
   // Validates and queues a request. INVALID_ARGUMENT for bad input (ids out of
   // the vocabulary, empty prompt, prompt too long, bad sampling parameters),
