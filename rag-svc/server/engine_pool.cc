@@ -1,8 +1,5 @@
 #include "engine_pool.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <optional>
 
@@ -10,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "llmesh/rpc/channel.h"
+#include "llmesh/rpc/resolve.h"
 #include "spdlog/spdlog.h"
 
 namespace llmesh::rag {
@@ -17,27 +15,6 @@ namespace {
 
 constexpr absl::string_view kDnsScheme = "dns:///";
 constexpr absl::Duration kListTimeout = absl::Seconds(2);
-
-// Every address `host:port` resolves to, as host:port; nullopt when the
-// lookup fails.
-std::optional<std::set<std::string>> Resolve(const std::string& target) {
-  const auto colon = target.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  const std::string host = target.substr(0, colon), port = target.substr(colon + 1);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return std::nullopt;
-  std::set<std::string> found;
-  for (addrinfo* p = res; p; p = p->ai_next) {
-    char buf[NI_MAXHOST];
-    if (getnameinfo(p->ai_addr, p->ai_addrlen, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) != 0) continue;
-    found.insert(p->ai_family == AF_INET6 ? absl::StrCat("[", buf, "]:", port) : absl::StrCat(buf, ":", port));
-  }
-  freeaddrinfo(res);
-  return found;
-}
 
 bool Serves(const EnginePool::Worker& w, const std::string& model) {
   return w.models.empty() || std::find(w.models.begin(), w.models.end(), model) != w.models.end();
@@ -109,7 +86,7 @@ void EnginePool::Refresh() {
       want.try_emplace(t);
       continue;
     }
-    if (auto found = Resolve(t.substr(kDnsScheme.size()))) {
+    if (auto found = rpc::ResolveAll(t.substr(kDnsScheme.size()))) {
       from_dns_[t] = std::move(*found);
     } else {
       spdlog::warn("event=dns_failed target={}", t);

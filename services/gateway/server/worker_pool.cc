@@ -1,14 +1,12 @@
 #include "worker_pool.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "llmesh/common/logging.h"
 #include "llmesh/rpc/channel.h"
+#include "llmesh/rpc/resolve.h"
 #include "llmesh/rpc/health.h"
 #include "spdlog/spdlog.h"
 
@@ -118,25 +116,12 @@ void WorkerPool::MarkFailed(const std::string& address) {
 
 void WorkerPool::ResolveDns() {
   if (options_.dns_target.empty()) return;
-  auto colon = options_.dns_target.rfind(':');
-  if (colon == std::string::npos) return;
-  std::string host = options_.dns_target.substr(0, colon), port = options_.dns_target.substr(colon + 1);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) {
+  auto resolved = rpc::ResolveAll(options_.dns_target);
+  if (!resolved) {
     spdlog::warn("event=dns_failed target={}", options_.dns_target);
     return;  // keep what we had
   }
-  std::set<std::string> found;
-  for (addrinfo* p = res; p; p = p->ai_next) {
-    char buf[NI_MAXHOST];
-    if (getnameinfo(p->ai_addr, p->ai_addrlen, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) != 0) continue;
-    std::string ip = buf;
-    found.insert(p->ai_family == AF_INET6 ? absl::StrCat("[", ip, "]:", port) : absl::StrCat(ip, ":", port));
-  }
-  freeaddrinfo(res);
+  const std::set<std::string>& found = *resolved;
   for (const auto& a : found)
     if (table_.Add(a, kSourceDns)) spdlog::info("event=worker_added source=dns worker={}", a);
   for (const auto& a : table_.Addresses(kSourceDns))
