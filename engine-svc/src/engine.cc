@@ -163,7 +163,7 @@ absl::StatusOr<LoadedModelInfo> Engine::LoadModel(const std::string& name_in, in
       return absl::InvalidArgumentError(absl::StrCat("model '", name, "': ", model.status().message()));
     lm->model = std::move(*model);
     const auto& hp = lm->model->params();
-    info.architecture = hp.arch == Arch::kQwen2 ? "qwen2" : "llama";
+    info.architecture = std::string(ArchName(hp.arch));
     info.n_params = lm->model->ParameterCount();
     info.size_bytes = static_cast<int64_t>(lm->model->TensorBytes());
     info.n_vocab = static_cast<int32_t>(hp.n_vocab);

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "llmesh/engine/family.h"
 
 namespace llmesh::engine {
 namespace {
@@ -48,16 +49,85 @@ absl::Status CheckPositiveFinite(const std::string& key, float v) {
   return absl::OkStatus();
 }
 
+// The optional keys of the newer families, read for every architecture (a
+// key a family does not use is absent from its files).
+absl::Status ReadExtendedParams(const gguf::GgufFile& f, const std::string& a, ModelParams& hp) {
+  using G = gguf::GgufFile;
+  auto key = [&](std::string_view suffix) { return absl::StrCat(a, ".", std::string(suffix)); };
+  struct FloatKey {
+    const char* suffix;
+    float* dst;
+    bool positive;  // must be > 0 when present
+  };
+  hp.n_ctx_orig_yarn = hp.n_ctx_train;
+  for (const FloatKey& k : {FloatKey{"rope.scaling.yarn_beta_fast", &hp.yarn_beta_fast, true},
+                            FloatKey{"rope.scaling.yarn_beta_slow", &hp.yarn_beta_slow, true},
+                            FloatKey{"rope.scaling.yarn_log_multiplier", &hp.rope_yarn_log_mul, false},
+                            FloatKey{"rope.scaling.attn_factor", &hp.rope_attn_factor, true},
+                            FloatKey{"attention.scale", &hp.f_attention_scale, true},
+                            FloatKey{"attn_logit_softcapping", &hp.f_attn_softcap, true},
+                            FloatKey{"final_logit_softcapping", &hp.f_final_softcap, true},
+                            FloatKey{"embedding_scale", &hp.f_embedding_scale, true},
+                            FloatKey{"residual_scale", &hp.f_residual_scale, true},
+                            FloatKey{"logit_scale", &hp.f_logit_scale, true},
+                            FloatKey{"attention.temperature_scale", &hp.f_attn_temp_scale, false}}) {
+    auto v = Optional<float>(f, key(k.suffix), &G::GetF32, *k.dst);
+    if (!v.ok()) return v.status();
+    const bool present = f.Find(key(k.suffix)) != nullptr;
+    if (present && (!std::isfinite(*v) || (k.positive && *v <= 0.0f))) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "metadata key '%s' = %g must be %s", key(k.suffix), *v, k.positive ? "positive and finite" : "finite"));
+    }
+    *k.dst = *v;
+  }
+  {
+    auto v = Optional<int64_t>(f, key("rope.scaling.original_context_length"), &G::GetU64, hp.n_ctx_train);
+    if (!v.ok()) return v.status();
+    if (auto s = CheckRange(key("rope.scaling.original_context_length"), *v, 1, kMaxCtx); !s.ok()) return s;
+    hp.n_ctx_orig_yarn = *v;
+  }
+  {
+    auto v = Optional<int64_t>(f, key("attention.temperature_length"), &G::GetU64, 0);
+    if (!v.ok()) return v.status();
+    if (auto s = CheckRange(key("attention.temperature_length"), *v, 0, kMaxCtx); !s.ok()) return s;
+    hp.n_attn_temp_floor_scale = *v;
+  }
+  {
+    auto v = Optional<int64_t>(f, key("attention.sliding_window"), &G::GetU64, 0);
+    if (!v.ok()) return v.status();
+    if (auto s = CheckRange(key("attention.sliding_window"), *v, 0, kMaxCtx); !s.ok()) return s;
+    hp.n_swa = *v;
+  }
+  hp.rope_freq_base_swa = hp.rope_freq_base;
+  hp.rope_freq_scale_swa = hp.rope_freq_scale;
+  {
+    auto v = Optional<float>(f, key("rope.freq_base_swa"), &G::GetF32, hp.rope_freq_base_swa);
+    if (!v.ok()) return v.status();
+    if (auto s = CheckPositiveFinite(key("rope.freq_base_swa"), *v); !s.ok()) return s;
+    hp.rope_freq_base_swa = *v;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-std::string_view ArchName(Arch arch) {
-  switch (arch) {
-    case Arch::kLlama:
-      return "llama";
-    case Arch::kQwen2:
-      return "qwen2";
+absl::StatusOr<int64_t> ReadSwaPeriod(const gguf::GgufFile& f, const std::string& arch, int64_t dflt) {
+  const std::string k = absl::StrCat(arch, ".attention.sliding_window_pattern");
+  auto v = f.GetU64(k);
+  if (absl::IsNotFound(v.status())) return dflt;
+  if (!v.ok()) return v.status();
+  if (*v > static_cast<uint64_t>(kMaxLayers)) {
+    return absl::InvalidArgumentError(absl::StrFormat("metadata key '%s' = %d out of range [0, %d]", k, *v, kMaxLayers));
   }
-  return "?";
+  return static_cast<int64_t>(*v);
+}
+
+std::string_view ArchName(Arch arch) { return FamilyOf(arch).name; }
+
+std::vector<uint8_t> SwaPattern(int64_t n_layer, int64_t pattern) {
+  std::vector<uint8_t> v(static_cast<size_t>(n_layer));
+  for (int64_t il = 0; il < n_layer; ++il) v[il] = pattern == 0 || il % pattern < pattern - 1;
+  return v;
 }
 
 std::string_view RopeScalingName(RopeScaling s) {
@@ -68,6 +138,8 @@ std::string_view RopeScalingName(RopeScaling s) {
       return "linear";
     case RopeScaling::kLlama3:
       return "llama3";
+    case RopeScaling::kYarn:
+      return "yarn";
   }
   return "?";
 }
@@ -112,19 +184,18 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
     return absl::InvalidArgumentError("missing required metadata key 'general.architecture'");
   }
   if (!arch_name.ok()) return arch_name.status();
-  if (*arch_name == "llama") {
-    hp.arch = Arch::kLlama;
-    hp.rope_type = RopeType::kNorm;
-  } else if (*arch_name == "qwen2") {
-    hp.arch = Arch::kQwen2;
-    hp.rope_type = RopeType::kNeox;
-    hp.has_qkv_bias = true;
-  } else {
+  const Family* family = FindFamily(*arch_name);
+  if (family == nullptr) {
+    std::string names;
+    for (std::string_view n : FamilyNames()) absl::StrAppend(&names, names.empty() ? "" : ", ", std::string(n));
     return absl::InvalidArgumentError(
         absl::StrCat("unknown architecture '", std::string(*arch_name),
-                     "' (general.architecture); supported: llama, qwen2"
+                     "' (general.architecture); supported: ", names,
                      "; bert files are embedding models (BertModel)"));
   }
+  hp.arch = family->arch;
+  hp.rope_type = family->rope_type;
+  hp.has_qkv_bias = family->qkv_bias;
   if (auto n = f.GetString("general.name"); n.ok()) hp.name = std::string(*n);
 
   const std::string a(*arch_name);
@@ -274,12 +345,21 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
       hp.rope_scaling_high_freq_factor = *hi;
       hp.rope_scaling_orig_ctx = *oc;
       hp.rope_freq_factors = Llama3RopeFreqFactors(hp);
+    } else if (type_name == "yarn") {
+      if (auto s = CheckPositiveFinite(key("rope.scaling.factor"), *factor); !s.ok()) return s;
+      hp.rope_scaling = RopeScaling::kYarn;
+      hp.rope_freq_scale = 1.0f / *factor;
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unsupported '", key("rope.scaling.type"),
                                                      "' = '", type_name,
-                                                     "' (supported: none, linear, llama3)"));
+                                                     "' (supported: none, linear, llama3, yarn)"));
     }
   }
+  if (auto s = ReadExtendedParams(f, a, hp); !s.ok()) return s;
+  if (family->read_params != nullptr) {
+    if (auto s = family->read_params(f, a, hp); !s.ok()) return s;
+  }
+  if (!hp.swa_layers.empty() && hp.n_swa <= 0) hp.swa_layers.clear();
   return hp;
 }
 
@@ -310,7 +390,14 @@ std::string DescribeModelParams(const ModelParams& hp) {
                           hp.rope_scaling_orig_ctx);
   }
   s += "\n";
+  if (hp.rope_scaling == RopeScaling::kYarn) {
+    absl::StrAppendFormat(&s, "yarn              orig_ctx %d, beta_fast %g, beta_slow %g, log_mul %g\n",
+                          hp.n_ctx_orig_yarn, hp.yarn_beta_fast, hp.yarn_beta_slow, hp.rope_yarn_log_mul);
+  }
+  if (hp.rope_attn_factor != 1.0f) absl::StrAppendFormat(&s, "rope_attn_factor  %g\n", hp.rope_attn_factor);
   absl::StrAppendFormat(&s, "qkv_bias          %s\n", hp.has_qkv_bias ? "yes" : "no");
+  absl::StrAppendFormat(&s, "family            %s\n", FamilyOf(hp.arch).example);
+  absl::StrAppendFormat(&s, "features          %s\n", DescribeFeatures(hp));
   return s;
 }
 

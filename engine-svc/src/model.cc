@@ -1,4 +1,4 @@
-// Model loader: binds GGUF tensors to the llama/qwen2 layer structure and
+// Model loader: binds GGUF tensors to the decoder layer (family.h) and
 // rejects any file whose tensors disagree with its hyperparameters.
 #include "llmesh/engine/model.h"
 
@@ -15,6 +15,14 @@ namespace llmesh::engine {
 
 using internal::ExpectF32Vector;
 using internal::ExpectMatrix;
+
+namespace {
+
+WeightView RowRange(const WeightView& w, int64_t first, int64_t n) {
+  return WeightView{w.type, w.n_in, n, static_cast<const uint8_t*>(w.data) + first * w.row_bytes, w.row_bytes};
+}
+
+}  // namespace
 
 void DequantizeWeightRow(const WeightView& w, int64_t row, float* out) {
   const auto* src = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(row) * w.row_bytes;
@@ -96,25 +104,49 @@ absl::Status Model::Bind() {
     }
   }
 
+  for (const auto& [name, dst] : {std::pair{"rope_factors_short.weight", &rope_factors_short_},
+                                   std::pair{"rope_factors_long.weight", &rope_factors_long_}}) {
+    auto v = ExpectF32Vector(f, name, hp.n_rot / 2, /*required=*/false);
+    if (!v.ok()) return v.status();
+    *dst = *v;
+    for (int64_t i = 0; *dst != nullptr && i < hp.n_rot / 2; ++i) {
+      if (!std::isfinite((*dst)[i]) || (*dst)[i] <= 0.0f) {
+        return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' must be positive and finite"));
+      }
+    }
+  }
+
+  const Family& fam = family();
   const int64_t n_q = hp.n_embd_q();
   const int64_t n_k = hp.n_embd_k_gqa();
   const int64_t n_v = hp.n_embd_v_gqa();
   const int64_t n_o_in = hp.n_head * hp.n_embd_head_v;
+  const int64_t q_norm_n = fam.qk_norm == QkNorm::kPerHead ? hp.n_embd_head_k : n_q;
+  const int64_t k_norm_n = fam.qk_norm == QkNorm::kPerHead ? hp.n_embd_head_k : n_k;
   layers_.resize(hp.n_layer);
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     LayerWeights& L = layers_[il];
     auto nm = [il](const char* what) { return absl::StrCat("blk.", il, ".", what); };
+    // A family without a step leaves its tensors unread even when present.
     struct Vec {
       const char* name;
       int64_t n;
       const float** dst;
-      bool required;
+      bool used, required;
     };
-    for (const Vec& v : {Vec{"attn_norm.weight", hp.n_embd, &L.attn_norm, true},
-                         Vec{"ffn_norm.weight", hp.n_embd, &L.ffn_norm, true},
-                         Vec{"attn_q.bias", n_q, &L.bq, hp.has_qkv_bias},
-                         Vec{"attn_k.bias", n_k, &L.bk, hp.has_qkv_bias},
-                         Vec{"attn_v.bias", n_v, &L.bv, hp.has_qkv_bias}}) {
+    const bool qk = fam.qk_norm != QkNorm::kNone;
+    const bool pre = fam.pre_norms, post = fam.post_norms;
+    for (const Vec& v : {Vec{"attn_norm.weight", hp.n_embd, &L.attn_norm, pre, pre},
+                         Vec{"ffn_norm.weight", hp.n_embd, &L.ffn_norm, pre, pre},
+                         Vec{"attn_q.bias", n_q, &L.bq, true, hp.has_qkv_bias},
+                         Vec{"attn_k.bias", n_k, &L.bk, true, hp.has_qkv_bias},
+                         Vec{"attn_v.bias", n_v, &L.bv, true, hp.has_qkv_bias},
+                         Vec{"attn_output.bias", hp.n_embd, &L.bo, true, false},
+                         Vec{"attn_q_norm.weight", q_norm_n, &L.q_norm, qk, qk},
+                         Vec{"attn_k_norm.weight", k_norm_n, &L.k_norm, qk, qk},
+                         Vec{"post_attention_norm.weight", hp.n_embd, &L.post_attn_norm, post, post},
+                         Vec{"post_ffw_norm.weight", hp.n_embd, &L.post_ffn_norm, post, post}}) {
+      if (!v.used) continue;
       auto p = ExpectF32Vector(f, nm(v.name), v.n, v.required);
       if (!p.ok()) return p.status();
       *v.dst = *p;
@@ -124,16 +156,40 @@ absl::Status Model::Bind() {
       int64_t n_in, n_out;
       WeightView* dst;
     };
-    for (const Mat& mt :
-         {Mat{"attn_q.weight", hp.n_embd, n_q, &L.wq}, Mat{"attn_k.weight", hp.n_embd, n_k, &L.wk},
-          Mat{"attn_v.weight", hp.n_embd, n_v, &L.wv},
-          Mat{"attn_output.weight", n_o_in, hp.n_embd, &L.wo},
-          Mat{"ffn_gate.weight", hp.n_embd, hp.n_ff, &L.w_gate},
-          Mat{"ffn_up.weight", hp.n_embd, hp.n_ff, &L.w_up},
-          Mat{"ffn_down.weight", hp.n_ff, hp.n_embd, &L.w_down}}) {
+    std::vector<Mat> mats = {Mat{"attn_output.weight", n_o_in, hp.n_embd, &L.wo},
+                             Mat{"ffn_down.weight", hp.n_ff, hp.n_embd, &L.w_down}};
+    // Fused projections become row ranges of the one matrix.
+    WeightView qkv{}, gate_up{};
+    const bool fused_qkv = f.FindTensor(nm("attn_qkv.weight")) != nullptr;
+    if (fused_qkv) {
+      mats.push_back({"attn_qkv.weight", hp.n_embd, n_q + n_k + n_v, &qkv});
+    } else {
+      mats.push_back({"attn_q.weight", hp.n_embd, n_q, &L.wq});
+      mats.push_back({"attn_k.weight", hp.n_embd, n_k, &L.wk});
+      mats.push_back({"attn_v.weight", hp.n_embd, n_v, &L.wv});
+    }
+    const bool fused_up = f.FindTensor(nm("ffn_gate.weight")) == nullptr &&
+                          f.FindTensor(nm("ffn_up.weight")) != nullptr &&
+                          f.FindTensor(nm("ffn_up.weight"))->ne[1] == 2 * hp.n_ff;
+    if (fused_up) {
+      mats.push_back({"ffn_up.weight", hp.n_embd, 2 * hp.n_ff, &gate_up});
+    } else {
+      mats.push_back({"ffn_gate.weight", hp.n_embd, hp.n_ff, &L.w_gate});
+      mats.push_back({"ffn_up.weight", hp.n_embd, hp.n_ff, &L.w_up});
+    }
+    for (const Mat& mt : mats) {
       auto w = ExpectMatrix(f, nm(mt.name), mt.n_in, mt.n_out);
       if (!w.ok()) return w.status();
       *mt.dst = *w;
+    }
+    if (fused_qkv) {
+      L.wq = RowRange(qkv, 0, n_q);
+      L.wk = RowRange(qkv, n_q, n_k);
+      L.wv = RowRange(qkv, n_q + n_k, n_v);
+    }
+    if (fused_up) {
+      L.w_gate = RowRange(gate_up, 0, hp.n_ff);
+      L.w_up = RowRange(gate_up, hp.n_ff, hp.n_ff);
     }
   }
   // A layer tensor beyond block_count means the metadata lies about the file.
@@ -152,6 +208,32 @@ absl::Status Model::Bind() {
   return absl::OkStatus();
 }
 
+RopeParams Model::LayerRope(int64_t il, int32_t n_ctx) const {
+  const ModelParams& hp = hp_;
+  const bool swa = hp.is_swa(il);
+  RopeParams r;
+  r.freq_base = swa ? hp.rope_freq_base_swa : hp.rope_freq_base;
+  r.freq_scale = swa ? hp.rope_freq_scale_swa : hp.rope_freq_scale;
+  r.beta_fast = hp.yarn_beta_fast;
+  r.beta_slow = hp.yarn_beta_slow;
+  r.n_ctx_orig = hp.n_ctx_orig_yarn;
+  if (hp.rope_scaling == RopeScaling::kYarn && swa && r.freq_scale == 1.0f) {
+    // Unscaled sliding layers of a YaRN model rotate plainly (OLMo 3).
+    r.attn_factor = 1.0f;
+  } else if (hp.rope_scaling == RopeScaling::kYarn) {
+    r.ext_factor = 1.0f;
+    r.attn_factor = YarnAttnFactor(r.freq_scale, hp.rope_yarn_log_mul) * hp.rope_attn_factor;
+  } else {
+    r.attn_factor = hp.rope_attn_factor;
+  }
+  if (rope_factors_short_ != nullptr || rope_factors_long_ != nullptr) {
+    r.freq_factors = n_ctx > hp.n_ctx_orig_yarn && rope_factors_long_ ? rope_factors_long_ : rope_factors_short_;
+  } else {
+    r.freq_factors = rope_freq_factors();
+  }
+  return r;
+}
+
 size_t Model::BytesPerDecodedToken() const {
   auto mat = [](const WeightView& w) { return w.row_bytes * static_cast<size_t>(w.n_out); };
   size_t bytes = mat(output_);
@@ -159,7 +241,7 @@ size_t Model::BytesPerDecodedToken() const {
   for (const LayerWeights& L : layers_) {
     bytes +=
         mat(L.wq) + mat(L.wk) + mat(L.wv) + mat(L.wo) + mat(L.w_gate) + mat(L.w_up) + mat(L.w_down);
-    bytes += 2 * hp_.n_embd * sizeof(float);
+    bytes += 4 * hp_.n_embd * sizeof(float);  // the norms, pre and post
   }
   return bytes;
 }

@@ -3,7 +3,7 @@
 // batch vs each alone, small KV spans, small micro-batches.
 #include "gtest/gtest.h"
 #include "llmesh/engine/embed.h"
-#include "llmesh/engine/llama_reference.h"
+#include "llmesh/engine/decoder_reference.h"
 #include "llmesh/engine/matmul.h"
 #include "model_test_util.h"
 
@@ -28,7 +28,7 @@ void ExpectFastMatchesReference(const Model& m, const std::vector<TokenId>& toke
   ThreadPool pool(2);
   auto fast = testing::PrefillAll(m, pool, tokens);
   ASSERT_EQ(fast.size(), tokens.size());
-  LlamaReference ref(m, 256);
+  DecoderReference ref(m, 256);
   for (size_t i = 0; i < tokens.size(); ++i) {
     const auto& want = ref.Forward(tokens[i], static_cast<int32_t>(i));
     EXPECT_LT(NormalisedMaxErr(fast[i], want), tol) << "position " << i;
@@ -262,7 +262,7 @@ TEST(Embed, UnitNormAndPoolingModes) {
   EXPECT_NEAR(nm, 1.0, 1e-5);
   EXPECT_NEAR(nl, 1.0, 1e-5);
   // Last pooling is the reference's final hidden state, normalised.
-  LlamaReference ref(*m, 64);
+  DecoderReference ref(*m, 64);
   for (size_t i = 0; i < kTokens.size(); ++i) ref.Forward(kTokens[i], static_cast<int32_t>(i));
   std::vector<float> h = ref.hidden();
   double n = 0;

@@ -5,7 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "llmesh/engine/llama_reference.h"
+#include "llmesh/engine/decoder_reference.h"
 #include "llmesh/engine/sampling_basic.h"
 #include "model_test_util.h"
 
@@ -99,7 +99,7 @@ TEST(ModelGolden, GreedyContinuationMatchesReference) {
 TEST(ModelGolden, ReferenceForwardMatchesReference) {
   auto m = LoadOrDie(StoriesPath());
   ASSERT_NE(m, nullptr);
-  LlamaReference ref(*m);
+  DecoderReference ref(*m);
   std::vector<TokenId> seq = kPrompt;
   std::vector<TokenId> got;
   const std::vector<float>* logits = nullptr;

@@ -4,7 +4,7 @@
 #include <iterator>
 
 #include "gtest/gtest.h"
-#include "llmesh/engine/llama_reference.h"
+#include "llmesh/engine/decoder_reference.h"
 #include "llmesh/engine/model_quantize.h"
 #include "model_test_util.h"
 
@@ -66,7 +66,7 @@ TEST_P(QuantizedModel, StaysCloseToF32) {
   ThreadPool pool(2);
   auto want = testing::PrefillAll(*f32, pool, kTokens);
   auto got = testing::PrefillAll(*q, pool, kTokens);
-  LlamaReference ref(*q, 64);
+  DecoderReference ref(*q, 64);
   double worst_f32 = 1.0, worst_ref = 1.0;
   for (size_t i = 0; i < kTokens.size(); ++i) {
     worst_f32 = std::min(worst_f32, Cosine(got[i], want[i]));
@@ -147,7 +147,7 @@ TEST(Synth, KnownShapesAndLlama3RopeScaling) {
   EXPECT_FLOAT_EQ(m->rope_freq_factors()[31], 32.0f);
   ThreadPool pool(2);
   auto fast = testing::PrefillAll(*m, pool, {1, 2, 3, 4, 5, 6, 7, 8});
-  LlamaReference ref(*m, 16);
+  DecoderReference ref(*m, 16);
   for (size_t i = 0; i < fast.size(); ++i) {
     EXPECT_LT(testing::NormalisedMaxErr(
                   fast[i], ref.Forward(static_cast<int32_t>(i + 1), static_cast<int32_t>(i))),

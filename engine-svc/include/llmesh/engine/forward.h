@@ -16,6 +16,7 @@
 #include "llmesh/engine/batch.h"
 #include "llmesh/engine/kv_cache.h"
 #include "llmesh/engine/model.h"
+#include "llmesh/engine/rope.h"
 #include "llmesh/engine/thread_pool.h"
 
 namespace llmesh::engine {
@@ -68,6 +69,9 @@ class ForwardContext {
   void RunChunk(const Batch& batch, int32_t begin, int32_t end, KvCache& kv);
   void Attention(const Batch& batch, int32_t begin, int32_t n, int64_t il, const KvCache& kv);
   void Reserve(int32_t n_tokens);
+  // The distinct rotations of the model's layers for a cache of n_ctx
+  // positions per sequence (ropes_, layer_rope_).
+  void SetRopes(int32_t n_ctx);
   // MatMul on the pool, or on the calling thread alone when the product is
   // too small to repay waking the workers.
   void Mm(const WeightView& w, const float* x, int64_t n_tok, float* y);
@@ -90,7 +94,9 @@ class ForwardContext {
   std::vector<float> hb_;          // (T, n_ff) gate, then silu(gate) * up
   std::vector<float> hb2_;         // (T, n_ff) up
   std::vector<float> scores_;      // (n_threads, n_ctx) attention weights per worker
-  std::vector<float> rope_cs_;     // (T, n_rot) cos/sin of each token's RoPE angles
+  std::vector<float> rope_cs_;     // (n_ropes, T, n_rot) cos/sin of each token's angles per rotation
+  std::vector<RopeParams> ropes_;  // (n_ropes) distinct rotations (one, or local + global)
+  std::vector<int> layer_rope_;    // (n_layer) index into ropes_, -1 for a NoPE layer
   std::vector<float> out_hidden_;  // (n_out, n_embd) normed final hidden states
   int32_t scores_ctx_ = 0;
 };

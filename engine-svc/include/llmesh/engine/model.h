@@ -17,6 +17,13 @@
 //   blk.L.ffn_gate.weight  (n_ff, n_embd)
 //   blk.L.ffn_up.weight    (n_ff, n_embd)
 //   blk.L.ffn_down.weight  (n_embd, n_ff)
+// and, where the family (family.h) has them:
+//   blk.L.attn_qkv.weight  (n_q + n_k + n_v, n_embd) fused q | k | v (phi3)
+//   blk.L.ffn_up.weight    (2 n_ff, n_embd)  fused gate | up when ffn_gate is absent
+//   blk.L.attn_q_norm.weight, attn_k_norm.weight  (hd_k) per head, or full width
+//   blk.L.post_attention_norm.weight, post_ffw_norm.weight (n_embd)
+//   blk.L.attn_output.bias (n_embd)
+//   rope_factors_short.weight, rope_factors_long.weight (n_rot/2) LongRoPE
 // (shapes written (rows, cols) = (ne[1], ne[0]))
 #pragma once
 
@@ -26,20 +33,28 @@
 
 #include "absl/status/statusor.h"
 #include "llmesh/engine/hparams.h"
+#include "llmesh/engine/family.h"
 #include "llmesh/engine/matmul.h"
+#include "llmesh/engine/rope.h"
 #include "llmesh/engine/weight_pack.h"
 #include "llmesh/gguf/gguf_file.h"
 
 namespace llmesh::engine {
 
 struct LayerWeights {
-  const float* attn_norm = nullptr;  // (n_embd)
+  const float* attn_norm = nullptr;  // (n_embd), null without pre-norms
+  // Fused files give row ranges of their one matrix here.
   WeightView wq{}, wk{}, wv{}, wo{};
-  const float* bq = nullptr;        // (n_head*hd_k) or null
-  const float* bk = nullptr;        // (n_head_kv*hd_k) or null
-  const float* bv = nullptr;        // (n_head_kv*hd_v) or null
-  const float* ffn_norm = nullptr;  // (n_embd)
+  const float* bq = nullptr;           // (n_head*hd_k) or null
+  const float* bk = nullptr;           // (n_head_kv*hd_k) or null
+  const float* bv = nullptr;           // (n_head_kv*hd_v) or null
+  const float* bo = nullptr;           // (n_embd) or null
+  const float* q_norm = nullptr;       // (hd_k) per head, or (n_head*hd_k); or null
+  const float* k_norm = nullptr;       // (hd_k) per head, or (n_head_kv*hd_k); or null
+  const float* post_attn_norm = nullptr;  // (n_embd) or null
+  const float* ffn_norm = nullptr;     // (n_embd), null without pre-norms
   WeightView w_gate{}, w_up{}, w_down{};
+  const float* post_ffn_norm = nullptr;  // (n_embd) or null
 };
 
 class Model {
@@ -50,6 +65,7 @@ class Model {
   static absl::StatusOr<std::unique_ptr<Model>> FromGguf(std::unique_ptr<gguf::GgufFile> file);
 
   const ModelParams& params() const { return hp_; }
+  const Family& family() const { return FamilyOf(hp_.arch); }
   const gguf::GgufFile& file() const { return *file_; }
 
   const WeightView& tok_embd() const { return tok_embd_; }
@@ -61,6 +77,11 @@ class Model {
   const float* rope_freq_factors() const {
     return rope_freq_factors_.empty() ? nullptr : rope_freq_factors_.data();
   }
+
+  // How layer il rotates q and k when a sequence may hold n_ctx positions
+  // (LongRoPE switches factors past the original context). Meaningless for
+  // a NoPE layer (params().uses_rope(il) false).
+  RopeParams LayerRope(int64_t il, int32_t n_ctx) const;
 
   // Bytes of weights streamed from memory to produce one token when decoding
   // (all matrices + the norms; token_embd contributes one row unless tied).
@@ -80,6 +101,8 @@ class Model {
   bool tied_output_ = false;
   const float* output_norm_ = nullptr;
   std::vector<float> rope_freq_factors_;
+  const float* rope_factors_short_ = nullptr;  // (n_rot/2) LongRoPE, or null
+  const float* rope_factors_long_ = nullptr;
   std::vector<LayerWeights> layers_;
   PackedWeights packed_;  // matrices' interleaved copies, where the CPU uses them
 };

@@ -13,6 +13,11 @@ void rms_norm(float* out, const float* x, const float* weight, int64_t n, float 
 void softmax(float* x, int64_t n);
 // out[i] = silu(gate[i]) * up[i] (SwiGLU). out may alias gate or up.
 void swiglu(float* out, const float* gate, const float* up, int64_t n);
+// out[i] = gelu(gate[i]) * up[i] (GEGLU, GELU's tanh approximation as
+// Gemma and ggml use it). out may alias gate or up.
+void geglu(float* out, const float* gate, const float* up, int64_t n);
+// x[i] = cap * tanh(x[i] / cap) (Gemma 2's soft-capping).
+void softcap(float* x, float cap, int64_t n);
 // out[i] = a[i] + b[i]. out may alias a or b.
 void add(float* out, const float* a, const float* b, int64_t n);
 // x[i] *= s

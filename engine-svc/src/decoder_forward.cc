@@ -1,5 +1,5 @@
-// The llama-family graph (llama and qwen2 differ only in the QKV biases and
-// the RoPE pairing, both read from the model), run over a whole Batch:
+// The decoder graph of every family (family.h draws it with its optional
+// steps), run over a whole Batch. The llama path, with no optional step:
 //
 //   x = token_embd[tokens]                                    (T, n_embd)
 //   per layer:
@@ -12,8 +12,8 @@
 //     x += (silu(xb @ Wgate) * (xb @ Wup)) @ Wdown
 //   out = rms_norm(x[outputs]) * output_norm  (@ output for logits)
 //
-// RoPE angles follow ggml (repeated multiplication) so the logits match
-// llama.cpp closely, not just the reference.
+// RoPE angles follow ggml (rope.h) so the logits match llama.cpp closely,
+// not just the reference.
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -23,6 +23,7 @@
 #include "llmesh/engine/attention_ops.h"
 #include "llmesh/engine/forward.h"
 #include "llmesh/engine/ops.h"
+#include "llmesh/engine/rope.h"
 
 namespace llmesh::engine {
 namespace {
@@ -55,25 +56,17 @@ void ApplyRope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, RopeT
   }
 }
 
-// cos/sin of the RoPE angles at `pos`, as ggml_rope_cache_init computes them:
-// theta_i = pos * freq_scale * base^(-2i/n_rot) / factor_i.
-void RopeCosSin(const ModelParams& hp, const float* freq_factors, int32_t pos, float* cs) {
-  const float theta_scale = std::pow(hp.rope_freq_base, -2.0f / static_cast<float>(hp.n_rot));
-  float theta = static_cast<float>(pos);
-  for (int64_t i = 0; i < hp.n_rot / 2; ++i) {
-    const float ff = freq_factors ? freq_factors[i] : 1.0f;
-    const float t = hp.rope_freq_scale * (theta / ff);
-    cs[2 * i] = std::cos(t);
-    cs[2 * i + 1] = std::sin(t);
-    theta *= theta_scale;
-  }
-}
-
 void AddBias(float* y, const float* b, int64_t n_tok, int64_t n) {
   if (b == nullptr) return;
   for (int64_t t = 0; t < n_tok; ++t) {
     for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
   }
+}
+
+// llama4 / mistral3 query temperature at `pos`.
+float AttnTemperature(const ModelParams& hp, int32_t pos) {
+  return 1.0f + hp.f_attn_temp_scale *
+                    std::log(std::floor(static_cast<float>(pos) / static_cast<float>(hp.n_attn_temp_floor_scale)) + 1.0f);
 }
 
 }  // namespace
@@ -121,7 +114,7 @@ void ForwardContext::Reserve(int32_t n_tokens) {
   grow(att_, T * hp.n_head * hp.n_embd_head_v);
   grow(hb_, T * hp.n_ff);
   grow(hb2_, T * hp.n_ff);
-  grow(rope_cs_, T * hp.n_rot);
+  grow(rope_cs_, ropes_.size() * T * hp.n_rot);
 }
 
 absl::Status ForwardContext::Decode(const Batch& batch, KvCache& kv, ForwardOutput* out,
@@ -167,6 +160,7 @@ absl::Status ForwardContext::Decode(const Batch& batch, KvCache& kv, ForwardOutp
     scores_ctx_ = kv.n_ctx();
     scores_.assign(n_scores, 0.0f);
   }
+  SetRopes(kv.n_ctx());
   const int32_t n_out = batch.n_outputs();
   out_hidden_.resize(static_cast<size_t>(n_out) * hp.n_embd);
   out->kind = kind;
@@ -186,17 +180,36 @@ absl::Status ForwardContext::Decode(const Batch& batch, KvCache& kv, ForwardOutp
   out->width = hp.n_vocab;
   out->data.resize(static_cast<size_t>(n_out) * hp.n_vocab);
   if (n_out > 0) Mm(model_.output(), out_hidden_.data(), n_out, out->data.data());
+  const int64_t n_logits = static_cast<int64_t>(n_out) * hp.n_vocab;
+  if (hp.f_logit_scale > 0.0f) scale(out->data.data(), 1.0f / hp.f_logit_scale, n_logits);
+  if (hp.f_final_softcap > 0.0f) softcap(out->data.data(), hp.f_final_softcap, n_logits);
   return absl::OkStatus();
+}
+
+void ForwardContext::SetRopes(int32_t n_ctx) {
+  const ModelParams& hp = model_.params();
+  ropes_.clear();
+  layer_rope_.assign(static_cast<size_t>(hp.n_layer), -1);
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    if (!hp.uses_rope(il)) continue;
+    const RopeParams r = model_.LayerRope(il, n_ctx);
+    auto it = std::find(ropes_.begin(), ropes_.end(), r);
+    layer_rope_[il] = static_cast<int>(it - ropes_.begin());
+    if (it == ropes_.end()) ropes_.push_back(r);
+  }
 }
 
 void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, KvCache& kv) {
   const ModelParams& hp = model_.params();
+  const Family& fam = model_.family();
   const int32_t T = end - begin;
   Reserve(T);
   const int64_t n_embd = hp.n_embd;
   const int64_t n_q = hp.n_embd_q(), n_k = hp.n_embd_k_gqa(), n_v = hp.n_embd_v_gqa();
+  const int64_t hd_k = hp.n_embd_head_k;
   const int64_t n_ff = hp.n_ff;
   const float eps = hp.f_norm_rms_eps;
+  const size_t cs_stride = static_cast<size_t>(T) * hp.n_rot;  // one rope variant's (T, n_rot)
 
   // Elementwise steps over the chunk's tokens, parallel only when it pays.
   auto for_tokens = [&](int64_t width, const std::function<void(int32_t)>& fn) {
@@ -208,29 +221,63 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
       });
     }
   };
+  // x += sublayer output y (T, n_embd), through the optional post-norm and
+  // residual multiplier.
+  auto residual = [&](const float* post_norm, float* y) {
+    if (post_norm != nullptr) {
+      for_tokens(n_embd, [&](int32_t t) {
+        rms_norm(y + t * n_embd, y + t * n_embd, post_norm, n_embd, eps);
+      });
+    }
+    if (hp.f_residual_scale > 0.0f) scale(y, hp.f_residual_scale, static_cast<int64_t>(T) * n_embd);
+    add(x_.data(), x_.data(), y, static_cast<int64_t>(T) * n_embd);
+  };
 
-  // Token embeddings and each token's RoPE angles (shared by all layers).
+  // Token embeddings and each token's RoPE angles (shared by all layers of a variant).
+  float embd_scale = fam.embd_scale_sqrt ? std::sqrt(static_cast<float>(n_embd)) : 1.0f;
+  if (hp.f_embedding_scale > 0.0f) embd_scale *= hp.f_embedding_scale;
   for_tokens(n_embd, [&](int32_t t) {
-    DequantizeWeightRow(model_.tok_embd(), batch.token[begin + t], x_.data() + t * n_embd);
-    RopeCosSin(hp, model_.rope_freq_factors(), batch.pos[begin + t],
-               rope_cs_.data() + static_cast<size_t>(t) * hp.n_rot);
+    float* xt = x_.data() + t * n_embd;
+    DequantizeWeightRow(model_.tok_embd(), batch.token[begin + t], xt);
+    if (embd_scale != 1.0f) scale(xt, embd_scale, n_embd);
+    for (size_t r = 0; r < ropes_.size(); ++r) {
+      RopeCosSin(ropes_[r], hp.n_rot, batch.pos[begin + t],
+                 rope_cs_.data() + r * cs_stride + static_cast<size_t>(t) * hp.n_rot);
+    }
   });
 
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const LayerWeights& L = model_.layers()[il];
 
     // ---- attention ----
-    for_tokens(n_embd, [&](int32_t t) {
-      rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.attn_norm, n_embd, eps);
-    });
-    MmMany({&L.wq, &L.wk, &L.wv}, xb_.data(), T, {q_.data(), k_.data(), v_.data()});
+    const float* in = x_.data();  // families without pre-norms project the stream itself
+    if (L.attn_norm != nullptr) {
+      for_tokens(n_embd, [&](int32_t t) {
+        rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.attn_norm, n_embd, eps);
+      });
+      in = xb_.data();
+    }
+    MmMany({&L.wq, &L.wk, &L.wv}, in, T, {q_.data(), k_.data(), v_.data()});
     AddBias(q_.data(), L.bq, T, n_q);
     AddBias(k_.data(), L.bk, T, n_k);
     AddBias(v_.data(), L.bv, T, n_v);
+    const int rope = layer_rope_[il];
     for_tokens(n_q + n_k, [&](int32_t t) {
-      const float* cs = rope_cs_.data() + static_cast<size_t>(t) * hp.n_rot;
-      ApplyRope(q_.data() + t * n_q, hp.n_head, hp.n_embd_head_k, hp.n_rot, hp.rope_type, cs);
-      ApplyRope(k_.data() + t * n_k, hp.n_head_kv, hp.n_embd_head_k, hp.n_rot, hp.rope_type, cs);
+      float* q = q_.data() + t * n_q;
+      float* k = k_.data() + t * n_k;
+      if (fam.qk_norm == QkNorm::kFullWidth) {
+        rms_norm(q, q, L.q_norm, n_q, eps);
+        rms_norm(k, k, L.k_norm, n_k, eps);
+      } else if (fam.qk_norm == QkNorm::kPerHead) {
+        for (int64_t h = 0; h < hp.n_head; ++h) rms_norm(q + h * hd_k, q + h * hd_k, L.q_norm, hd_k, eps);
+        for (int64_t h = 0; h < hp.n_head_kv; ++h) rms_norm(k + h * hd_k, k + h * hd_k, L.k_norm, hd_k, eps);
+      }
+      if (rope >= 0) {
+        const float* cs = rope_cs_.data() + rope * cs_stride + static_cast<size_t>(t) * hp.n_rot;
+        ApplyRope(q, hp.n_head, hd_k, hp.n_rot, hp.rope_type, cs);
+        ApplyRope(k, hp.n_head_kv, hd_k, hp.n_rot, hp.rope_type, cs);
+      }
+      if (hp.f_attn_temp_scale != 0.0f) scale(q, AttnTemperature(hp, batch.pos[begin + t]), n_q);
     });
     // K/V of the whole chunk go in before any attention, so prefill tokens
     // see the earlier tokens of their own batch.
@@ -242,19 +289,26 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
     }
     Attention(batch, begin, T, il, kv);
     Mm(L.wo, att_.data(), T, xb2_.data());
-    add(x_.data(), x_.data(), xb2_.data(), static_cast<int64_t>(T) * n_embd);
+    AddBias(xb2_.data(), L.bo, T, n_embd);
+    residual(L.post_attn_norm, xb2_.data());
 
-    // ---- feed-forward (SwiGLU) ----
-    for_tokens(n_embd, [&](int32_t t) {
-      rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.ffn_norm, n_embd, eps);
-    });
-    MmMany({&L.w_gate, &L.w_up}, xb_.data(), T, {hb_.data(), hb2_.data()});
+    // ---- feed-forward (gated: SwiGLU or GEGLU) ----
+    in = x_.data();
+    if (L.ffn_norm != nullptr) {
+      for_tokens(n_embd, [&](int32_t t) {
+        rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.ffn_norm, n_embd, eps);
+      });
+      in = xb_.data();
+    }
+    MmMany({&L.w_gate, &L.w_up}, in, T, {hb_.data(), hb2_.data()});
+    const bool gelu = fam.activation == FfnActivation::kGeluTanh;
     for_tokens(n_ff, [&](int32_t t) {
       float* g = hb_.data() + static_cast<size_t>(t) * n_ff;
-      swiglu(g, g, hb2_.data() + static_cast<size_t>(t) * n_ff, n_ff);
+      const float* u = hb2_.data() + static_cast<size_t>(t) * n_ff;
+      gelu ? geglu(g, g, u, n_ff) : swiglu(g, g, u, n_ff);
     });
     Mm(L.w_down, hb_.data(), T, xb2_.data());
-    add(x_.data(), x_.data(), xb2_.data(), static_cast<int64_t>(T) * n_embd);
+    residual(L.post_ffn_norm, xb2_.data());
   }
 
   // Final norm of the output tokens only; rows land in batch order.
@@ -275,7 +329,10 @@ void ForwardContext::Attention(const Batch& batch, int32_t begin, int32_t T, int
   const int64_t n_q = hp.n_embd_q();
   const int64_t n_att = hp.n_head * hd_v;
   const int64_t n_gqa = hp.n_gqa();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd_k));
+  const float kq_scale = hp.kq_scale();
+  const float cap = hp.f_attn_softcap;
+  // Sliding layers attend to the last n_swa positions, the token's own included.
+  const int32_t window = hp.is_swa(il) ? static_cast<int32_t>(std::min<int64_t>(hp.n_swa, kv.n_ctx())) : 0;
   const int32_t span = kv.span_size();
   // A task is a block of query heads sharing one K/V head (GQA), so each
   // cached K/V row is loaded once for all of them. Blocks shrink only to give
@@ -290,28 +347,43 @@ void ForwardContext::Attention(const Batch& batch, int32_t begin, int32_t T, int
     const int64_t h0 = idx % blocks * heads;
     const int64_t kvh = h0 / n_gqa;
     const SeqId seq = batch.seq_id[begin + t];
-    const int32_t n_kv = batch.pos[begin + t] + 1;  // causal: positions [0, pos]
+    const int32_t hi = batch.pos[begin + t] + 1;  // causal: positions [lo, pos]
+    const int32_t lo = window > 0 ? std::max(0, hi - window) : 0;
+    const int32_t n_kv = hi - lo;
     const float* q = q_.data() + t * n_q + h0 * hd_k;
     float* o = att_.data() + t * n_att + h0 * hd_v;
     const size_t ss = static_cast<size_t>(scores_ctx_);
 
-    // Hot loops: q . k for every cached position, then the weighted sum of
-    // the V rows, a span at a time.
-    for (int32_t p0 = 0; p0 < n_kv; p0 += span) {
-      const KvSpan sp = kv.Span(seq, il, p0, std::min(span, n_kv - p0));
-      attn_scores(q, heads, sp.k + kvh * hd_k, sp.k_stride, sp.n, hd_k, scale, scores + p0, ss);
+    // Hot loops: q . k for every attended position, then the weighted sum of
+    // the V rows, a span (or the part of one inside the window) at a time.
+    auto for_spans = [&](const auto& fn) {
+      for (int32_t p = lo; p < hi;) {
+        const int32_t p0 = p - p % span;
+        const KvSpan sp = kv.Span(seq, il, p0, std::min(span, hi - p0));
+        const int32_t skip = p - p0;
+        fn(sp, skip, sp.n - skip, p - lo);
+        p = p0 + sp.n;
+      }
+    };
+    for_spans([&](const KvSpan& sp, int32_t skip, int32_t n, int32_t at) {
+      attn_scores(q, heads, sp.k + skip * sp.k_stride + kvh * hd_k, sp.k_stride, n, hd_k, kq_scale, scores + at, ss);
+    });
+    for (int64_t h = 0; h < heads; ++h) {
+      if (cap > 0.0f) softcap(scores + h * ss, cap, n_kv);
+      attn_softmax(scores + h * ss, n_kv);
     }
-    for (int64_t h = 0; h < heads; ++h) attn_softmax(scores + h * ss, n_kv);
     std::fill_n(o, heads * hd_v, 0.0f);
-    for (int32_t p0 = 0; p0 < n_kv; p0 += span) {
-      const KvSpan sp = kv.Span(seq, il, p0, std::min(span, n_kv - p0));
-      attn_accumulate(scores + p0, ss, heads, sp.v + kvh * hd_v, sp.v_stride, sp.n, hd_v, o);
-    }
+    for_spans([&](const KvSpan& sp, int32_t skip, int32_t n, int32_t at) {
+      attn_accumulate(scores + at, ss, heads, sp.v + skip * sp.v_stride + kvh * hd_v, sp.v_stride, n, hd_v, o);
+    });
   };
 
   // Work in multiply-adds; small decode steps stay on the calling thread.
   int64_t work = 0;
-  for (int32_t t = 0; t < T; ++t) work += (batch.pos[begin + t] + 1) * hp.n_head * (hd_k + hd_v);
+  for (int32_t t = 0; t < T; ++t) {
+    const int32_t n_kv = batch.pos[begin + t] + 1;
+    work += (window > 0 ? std::min(n_kv, window) : n_kv) * hp.n_head * (hd_k + hd_v);
+  }
   if (work < kParallelAttentionWork || pool_.n_threads() == 1) {
     for (int64_t i = 0; i < n_tasks; ++i) task(i, scores_.data());
     return;
