@@ -27,7 +27,7 @@ endfunction()
 
 # llmesh_test(NAME SOURCES... DEPS ... LABELS ...): one gtest binary, each TEST a CTest test.
 function(llmesh_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT;FIXTURES" "SOURCES;DEPS;LABELS" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
@@ -49,7 +49,11 @@ function(llmesh_test name)
     LLMESH_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared"
     LLMESH_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
-  gtest_discover_tests(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+  set(fixture_props "")
+  if(ARG_FIXTURES)  # a setup test (FIXTURES_SETUP) that must run first
+    set(fixture_props FIXTURES_REQUIRED ${ARG_FIXTURES})
+  endif()
+  gtest_discover_tests(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} ${fixture_props}
                        DISCOVERY_TIMEOUT 60)
 endfunction()
 
