@@ -4,6 +4,7 @@
 #include <numbers>
 
 #include "absl/strings/str_cat.h"
+#include "llmesh/engine/family.h"
 #include "llmesh/gguf/gguf_writer.h"
 #include "spdlog/spdlog.h"
 #include "synth_gguf.h"
@@ -64,6 +65,32 @@ const SynthShape kShapes[] = {
      .n_ff = 1536,
      .n_ctx = 2048,
      .tied_output = true},
+    {.name = "qwen3-0.6b", .arch = Arch::kQwen3, .n_embd = 1024, .n_layer = 28, .n_head = 16,
+     .n_head_kv = 8, .n_ff = 3072, .n_ctx = 40960, .rope_freq_base = 1000000.0f, .rms_eps = 1e-6f,
+     .tied_output = true, .head_dim = 128},
+    {.name = "qwen3-1.7b", .arch = Arch::kQwen3, .n_embd = 2048, .n_layer = 28, .n_head = 16,
+     .n_head_kv = 8, .n_ff = 6144, .n_ctx = 40960, .rope_freq_base = 1000000.0f, .rms_eps = 1e-6f,
+     .tied_output = true, .head_dim = 128},
+    {.name = "gemma2-2b", .arch = Arch::kGemma2, .n_embd = 2304, .n_layer = 26, .n_head = 8,
+     .n_head_kv = 4, .n_ff = 9216, .n_ctx = 8192, .rms_eps = 1e-6f, .tied_output = true,
+     .head_dim = 256, .n_swa = 4096, .attn_softcap = 50.0f, .final_softcap = 30.0f},
+    {.name = "gemma3-1b", .arch = Arch::kGemma3, .n_embd = 1152, .n_layer = 26, .n_head = 4,
+     .n_head_kv = 1, .n_ff = 6912, .n_ctx = 32768, .rope_freq_base = 1000000.0f, .rms_eps = 1e-6f,
+     .tied_output = true, .head_dim = 256, .n_swa = 512, .swa_pattern = 6,
+     .rope_freq_base_swa = 10000.0f},
+    {.name = "phi3.5-mini", .arch = Arch::kPhi3, .n_embd = 3072, .n_layer = 32, .n_head = 32,
+     .n_head_kv = 32, .n_ff = 8192, .n_ctx = 131072, .longrope_orig_ctx = 4096},
+    {.name = "smollm3-3b", .arch = Arch::kSmolLM3, .n_embd = 2048, .n_layer = 36, .n_head = 16,
+     .n_head_kv = 4, .n_ff = 11008, .n_ctx = 65536, .rope_freq_base = 5000000.0f, .rms_eps = 1e-6f,
+     .tied_output = true},
+    {.name = "olmo2-1b", .arch = Arch::kOlmo2, .n_embd = 2048, .n_layer = 16, .n_head = 16,
+     .n_head_kv = 16, .n_ff = 8192, .n_ctx = 4096, .rope_freq_base = 500000.0f, .rms_eps = 1e-6f},
+    {.name = "granite3-2b", .arch = Arch::kGranite, .n_embd = 2048, .n_layer = 40, .n_head = 32,
+     .n_head_kv = 8, .n_ff = 8192, .n_ctx = 4096, .tied_output = true, .embedding_scale = 12.0f,
+     .residual_scale = 0.22f, .attention_scale = 0.015625f, .logit_scale = 8.0f},
+    {.name = "exaone4-1.2b", .arch = Arch::kExaone4, .n_embd = 2048, .n_layer = 30, .n_head = 32,
+     .n_head_kv = 8, .n_ff = 4096, .n_ctx = 65536, .rope_freq_base = 1000000.0f,
+     .tied_output = true},
 };
 
 struct SynthTensor {
@@ -85,11 +112,14 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
   const Arch arch = opts.arch.value_or(sh.arch);
   const std::string a(ArchName(arch));
   if (sh.n_embd <= 0 || sh.n_layer <= 0 || sh.n_head <= 0 || sh.n_head_kv <= 0 || sh.n_ff <= 0 ||
-      sh.n_embd % sh.n_head != 0 || sh.n_head % sh.n_head_kv != 0 || sh.n_layer > kMaxLayers) {
+      (sh.head_dim == 0 && sh.n_embd % sh.n_head != 0) || sh.n_head % sh.n_head_kv != 0 ||
+      sh.n_layer > kMaxLayers) {
     return absl::InvalidArgumentError(absl::StrCat("inconsistent synth shape '", sh.name, "'"));
   }
   if (auto s = internal::CheckSynthType(opts.type); !s.ok()) return s;
-  const int64_t head_dim = sh.n_embd / sh.n_head;
+  const Family& fam = FamilyOf(arch);
+  const int64_t head_dim = sh.head_dim > 0 ? sh.head_dim : sh.n_embd / sh.n_head;
+  const int64_t n_q = sh.n_head * head_dim;
   const int64_t n_kv = sh.n_head_kv * head_dim;
 
   gguf::GgufWriter w;
@@ -101,6 +131,27 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
   w.SetU32(a + ".attention.head_count", static_cast<uint32_t>(sh.n_head));
   w.SetU32(a + ".attention.head_count_kv", static_cast<uint32_t>(sh.n_head_kv));
   w.SetU32(a + ".rope.dimension_count", static_cast<uint32_t>(head_dim));
+  if (sh.head_dim > 0) {
+    w.SetU32(a + ".attention.key_length", static_cast<uint32_t>(head_dim));
+    w.SetU32(a + ".attention.value_length", static_cast<uint32_t>(head_dim));
+  }
+  if (sh.n_swa > 0) w.SetU32(a + ".attention.sliding_window", static_cast<uint32_t>(sh.n_swa));
+  if (sh.swa_pattern > 0) w.SetU32(a + ".attention.sliding_window_pattern", static_cast<uint32_t>(sh.swa_pattern));
+  if (sh.rope_freq_base_swa > 0) w.SetF32(a + ".rope.freq_base_swa", sh.rope_freq_base_swa);
+  for (const auto& [key, v] : {std::pair{"attn_logit_softcapping", sh.attn_softcap},
+                               std::pair{"final_logit_softcapping", sh.final_softcap},
+                               std::pair{"embedding_scale", sh.embedding_scale},
+                               std::pair{"residual_scale", sh.residual_scale},
+                               std::pair{"attention.scale", sh.attention_scale},
+                               std::pair{"logit_scale", sh.logit_scale}}) {
+    if (v > 0) w.SetF32(a + "." + key, v);
+  }
+  if (sh.longrope_orig_ctx > 0) {
+    w.SetU32(a + ".rope.scaling.original_context_length", static_cast<uint32_t>(sh.longrope_orig_ctx));
+    w.SetF32(a + ".rope.scaling.attn_factor",
+             std::sqrt(1.0f + std::log(static_cast<float>(sh.n_ctx) / sh.longrope_orig_ctx) /
+                                  std::log(static_cast<float>(sh.longrope_orig_ctx))));
+  }
   w.SetF32(a + ".rope.freq_base", sh.rope_freq_base);
   w.SetF32(a + ".attention.layer_norm_rms_epsilon", sh.rms_eps);
   if (sh.rope_scaling_factor > 0.0f) {
@@ -136,22 +187,44 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
     rope_factors = Llama3RopeFreqFactors(rope_hp);
     ts.push_back({"rope_freqs.weight", {head_dim / 2}});
   }
+  if (sh.longrope_orig_ctx > 0) {
+    ts.push_back({"rope_factors_long.weight", {head_dim / 2}, true});
+    ts.push_back({"rope_factors_short.weight", {head_dim / 2}, true});
+  }
+  // Fused projections where the family's real files have them (phi3).
+  const bool fused = arch == Arch::kPhi3;
+  const int64_t q_norm_n = fam.qk_norm == QkNorm::kPerHead ? head_dim : n_q;
+  const int64_t k_norm_n = fam.qk_norm == QkNorm::kPerHead ? head_dim : n_kv;
   for (int64_t l = 0; l < sh.n_layer; ++l) {
     auto n = [l](const char* s) { return absl::StrCat("blk.", l, ".", s); };
-    ts.push_back({n("attn_norm.weight"), {sh.n_embd}, true});
-    ts.push_back({n("attn_q.weight"), {sh.n_embd, sh.n_embd}});
-    ts.push_back({n("attn_k.weight"), {sh.n_embd, n_kv}});
-    ts.push_back({n("attn_v.weight"), {sh.n_embd, n_kv}});
-    if (arch == Arch::kQwen2) {
-      ts.push_back({n("attn_q.bias"), {sh.n_embd}});
+    if (fam.pre_norms) ts.push_back({n("attn_norm.weight"), {sh.n_embd}, true});
+    if (fused) {
+      ts.push_back({n("attn_qkv.weight"), {sh.n_embd, n_q + 2 * n_kv}});
+    } else {
+      ts.push_back({n("attn_q.weight"), {sh.n_embd, n_q}});
+      ts.push_back({n("attn_k.weight"), {sh.n_embd, n_kv}});
+      ts.push_back({n("attn_v.weight"), {sh.n_embd, n_kv}});
+    }
+    if (fam.qkv_bias) {
+      ts.push_back({n("attn_q.bias"), {n_q}});
       ts.push_back({n("attn_k.bias"), {n_kv}});
       ts.push_back({n("attn_v.bias"), {n_kv}});
     }
-    ts.push_back({n("attn_output.weight"), {sh.n_embd, sh.n_embd}});
-    ts.push_back({n("ffn_norm.weight"), {sh.n_embd}, true});
-    ts.push_back({n("ffn_gate.weight"), {sh.n_embd, sh.n_ff}});
-    ts.push_back({n("ffn_up.weight"), {sh.n_embd, sh.n_ff}});
+    if (fam.qk_norm != QkNorm::kNone) {
+      ts.push_back({n("attn_q_norm.weight"), {q_norm_n}, true});
+      ts.push_back({n("attn_k_norm.weight"), {k_norm_n}, true});
+    }
+    ts.push_back({n("attn_output.weight"), {n_q, sh.n_embd}});
+    if (fam.post_norms) ts.push_back({n("post_attention_norm.weight"), {sh.n_embd}, true});
+    if (fam.pre_norms) ts.push_back({n("ffn_norm.weight"), {sh.n_embd}, true});
+    if (fused) {
+      ts.push_back({n("ffn_up.weight"), {sh.n_embd, 2 * sh.n_ff}});
+    } else {
+      ts.push_back({n("ffn_gate.weight"), {sh.n_embd, sh.n_ff}});
+      ts.push_back({n("ffn_up.weight"), {sh.n_embd, sh.n_ff}});
+    }
     ts.push_back({n("ffn_down.weight"), {sh.n_ff, sh.n_embd}});
+    if (fam.post_norms) ts.push_back({n("post_ffw_norm.weight"), {sh.n_embd}, true});
   }
   ts.push_back({"output_norm.weight", {sh.n_embd}, true});
   if (!sh.tied_output) ts.push_back({"output.weight", {sh.n_embd, n_vocab}});

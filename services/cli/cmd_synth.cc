@@ -40,7 +40,7 @@ void RegisterSynthCommands(CLI::App& app) {
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
       "synth", "Write a random-weight model of a real shape (weights N(0, 0.02), norms 1 or about 1)");
-  cmd->add_option("--arch", a->arch, "llama, qwen2 or bert (default: the shape's)")
+  cmd->add_option("--arch", a->arch, "llama, qwen2 or bert (default: the shape's family)")
       ->check(CLI::IsMember({"llama", "qwen2", "bert"}));
   cmd->add_option("--shape", a->shape,
                   absl::StrCat(absl::StrJoin(engine::SynthShapeNames(), " | "), " | bert: ",

@@ -70,10 +70,12 @@ struct LauncherStack {
   std::unique_ptr<Subprocess> up;
 
   // Writes the stack file: `engines` workers (consecutive ports from a free base).
-  void Write(const std::string& model_dir, int engines, const std::string& extra_engine = "") {
+  void Write(const std::string& model_dir, int engines, const std::string& extra_engine = "",
+             const std::string& model = "stories260K") {
     model_dir_ = model_dir;
     engines_ = engines;
     extra_engine_ = extra_engine;
+    model_ = model;
     dir = MakeTempDir("up");
     run_dir = dir + "/run";
     config = dir + "/stack.yaml";
@@ -86,7 +88,7 @@ struct LauncherStack {
     gateway_port = FreePort();
     http_port = FreePort();
     std::ofstream(config) << absl::StrCat(
-        "common: {model_dir: \"", model_dir, "\", model: stories260K, log_level: warn}\n",
+        "common: {model_dir: \"", model_dir, "\", model: ", model, ", log_level: warn}\n",
         "stack: {run_dir: \"", run_dir, "\", engine_replicas: ", engines, ", ready_timeout: 90s}\n",
         "tokenizer: {listen: 127.0.0.1:", tokenizer_port, "}\n",
         "engine: {listen: 127.0.0.1:", engine_port, ", threads: 1, kv_budget_mb: 16", extra_engine, "}\n",
@@ -105,7 +107,7 @@ struct LauncherStack {
   absl::Status Start(absl::Duration timeout = absl::Seconds(120)) {
     absl::Status st;
     for (int attempt = 0; attempt < 3; ++attempt) {
-      if (attempt > 0) Write(model_dir_, engines_, extra_engine_);
+      if (attempt > 0) Write(model_dir_, engines_, extra_engine_, model_);
       st = StartOnce(timeout);
       if (st.ok()) return st;
       std::string text(st.message());
@@ -158,7 +160,7 @@ struct LauncherStack {
   }
 
  private:
-  std::string model_dir_, extra_engine_;  // Write's arguments, for a retry on other ports
+  std::string model_dir_, extra_engine_, model_;  // Write's arguments, for a retry on other ports
   int engines_ = 2;
 };
 

@@ -30,9 +30,19 @@ struct SynthShape {
   float rope_scaling_factor = 0.0f;
   float rope_low_freq_factor = 1.0f, rope_high_freq_factor = 4.0f;
   int64_t rope_orig_ctx = 8192;
+  // The newer families' extras (the family's own traits add q/k norms,
+  // post-norms and fused projections; family.h):
+  int64_t head_dim = 0;                // 0: n_embd / n_head
+  int64_t n_swa = 0;                   // sliding window (0 = none)
+  int64_t swa_pattern = 0;             // written when set
+  float rope_freq_base_swa = 0.0f;     // written when set
+  float attn_softcap = 0.0f, final_softcap = 0.0f;
+  float embedding_scale = 0.0f, residual_scale = 0.0f, attention_scale = 0.0f, logit_scale = 0.0f;
+  int64_t longrope_orig_ctx = 0;       // phi3 LongRoPE factor tensors (0 = none)
 };
 
-// tinyllama-1.1b, llama3.2-1b, llama2-7b, qwen2-0.5b, smollm-135m.
+// tinyllama-1.1b, llama3.2-1b, llama2-7b, qwen2-0.5b, smollm-135m, and one or
+// two real sizes of each newer family (qwen3-1.7b, gemma3-1b, ...).
 absl::StatusOr<SynthShape> SynthShapeByName(std::string_view name);
 std::vector<std::string> SynthShapeNames();
 
