@@ -326,6 +326,8 @@ grpc::ServerUnaryReactor* EngineServiceImpl::GetStats(grpc::CallbackServerContex
     resp->set_kv_blocks_used(resp->kv_blocks_used() + s.kv.blocks_used);
     resp->set_kv_blocks_cached(resp->kv_blocks_cached() + s.kv.blocks_cached);
     resp->set_kv_blocks_free(resp->kv_blocks_free() + s.kv.blocks_free);
+    resp->set_kv_window_blocks_used(resp->kv_window_blocks_used() + s.kv.window_blocks_used);
+    resp->set_kv_window_blocks_total(resp->kv_window_blocks_total() + s.kv.window_blocks_total);
     resp->set_kv_block_size((*lm)->scheduler->config().kv_block_size);
     resp->set_decode_tokens_per_second(resp->decode_tokens_per_second() + s.decode_tokens_per_second);
     resp->set_prefill_tokens_per_second(resp->prefill_tokens_per_second() + s.prefill_tokens_per_second);

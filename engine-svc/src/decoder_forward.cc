@@ -150,6 +150,18 @@ absl::Status ForwardContext::Decode(const Batch& batch, KvCache& kv, ForwardOutp
     }
     r.last = p;
   }
+  // Sliding-window layers look back n_swa - 1 positions from the first
+  // token; a cache that released them cannot serve it.
+  if (hp.n_swa > 0 && !hp.swa_layers.empty()) {
+    for (const auto& [seq, r] : ranges) {
+      const int32_t need = std::max<int32_t>(0, r.first - static_cast<int32_t>(hp.n_swa) + 1);
+      if (need < kv.FirstKept(seq)) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "sequence %d: position %d needs K/V from %d, released by the sliding window (held from %d)", seq,
+            r.first, need, kv.FirstKept(seq)));
+      }
+    }
+  }
   for (const auto& [seq, r] : ranges) {
     if (auto s = kv.Prepare(seq, r.last + 1); !s.ok()) return s;
   }
@@ -168,6 +180,7 @@ absl::Status ForwardContext::Decode(const Batch& batch, KvCache& kv, ForwardOutp
   for (int32_t begin = 0; begin < batch.n_tokens(); begin += n_ubatch_) {
     RunChunk(batch, begin, std::min(batch.n_tokens(), begin + n_ubatch_), kv);
   }
+  for (const auto& [seq, r] : ranges) kv.Trim(seq);
   for (int32_t i = 0; i < batch.n_tokens(); ++i) {
     if (batch.output[i]) out->batch_index.push_back(i);
   }
@@ -361,6 +374,7 @@ void ForwardContext::Attention(const Batch& batch, int32_t begin, int32_t T, int
         const int32_t p0 = p - p % span;
         const KvSpan sp = kv.Span(seq, il, p0, std::min(span, hi - p0));
         const int32_t skip = p - p0;
+        if (sp.n <= skip) break;  // not held: Decode's window check rules this out
         fn(sp, skip, sp.n - skip, p - lo);
         p = p0 + sp.n;
       }

@@ -64,7 +64,7 @@ std::vector<std::pair<TokenId, float>> TopLogprobs(std::span<const float> logits
 }
 
 // Appends `tokens` to `seq` and leaves the logits after the last one in `logits`.
-absl::Status RunTokens(ForwardContext& ctx, PagedKvCache& kv, SeqId seq, int32_t pos0,
+absl::Status RunTokens(ForwardContext& ctx, ModelKvCache& kv, SeqId seq, int32_t pos0,
                        std::span<const TokenId> tokens, std::vector<float>* logits) {
   Batch batch;
   for (size_t i = 0; i < tokens.size(); ++i)
@@ -277,7 +277,7 @@ absl::StatusOr<std::shared_ptr<Engine::Session>> Engine::FindSession(const std::
 
 void Engine::DropSession(const std::shared_ptr<Session>& s) {
   // KV is freed on the scheduler thread, which owns it.
-  s->model->scheduler->Post([s](ForwardContext&, PagedKvCache& kv) {
+  s->model->scheduler->Post([s](ForwardContext&, ModelKvCache& kv) {
     s->closed = true;
     kv.RemoveSeq(s->seq);
     s->model->scheduler->ReleaseSeqId(s->seq);
@@ -336,7 +336,7 @@ void Engine::Prefill(const std::string& id, std::vector<TokenId> tokens, int32_t
   if (top_logprobs < 0 || top_logprobs > 20) return done(absl::InvalidArgumentError("top_logprobs must be in 0..20"));
   const int32_t n_ctx = (*s)->model->scheduler->config().n_ctx;
   (*s)->model->scheduler->Post([session = *s, tokens = std::move(tokens), top_logprobs, n_ctx,
-                                done = std::move(done)](ForwardContext& ctx, PagedKvCache& kv) {
+                                done = std::move(done)](ForwardContext& ctx, ModelKvCache& kv) {
     if (session->closed) return done(absl::NotFoundError("session closed"));
     int32_t n_past = static_cast<int32_t>(session->tokens.size());
     if (n_past + static_cast<int32_t>(tokens.size()) > n_ctx)
@@ -380,7 +380,7 @@ void Engine::Decode(const std::string& id, SamplingConfig sampling, int32_t n_to
   const int32_t n_ctx = lm->scheduler->config().n_ctx;
   lm->scheduler->Post([session = *s, sampler = std::shared_ptr<Sampler>(std::move(*sampler)), n_tokens, n_ctx,
                        stop = std::move(stop_token_ids), ignore_eos,
-                       done = std::move(done)](ForwardContext& ctx, PagedKvCache& kv) {
+                       done = std::move(done)](ForwardContext& ctx, ModelKvCache& kv) {
     if (session->closed) return done(absl::NotFoundError("session closed"));
     if (session->last_logits.empty())
       return done(absl::FailedPreconditionError("session has no context yet: call Prefill first"));
@@ -459,7 +459,7 @@ void Engine::Embed(const std::string& model, std::vector<std::vector<TokenId>> i
   }
   auto sched = (*lm)->scheduler.get();
   sched->Post([keep = *lm, sched, inputs = std::move(inputs), pooling, done = std::move(done)](
-                  ForwardContext& ctx, PagedKvCache& kv) {
+                  ForwardContext& ctx, ModelKvCache& kv) {
     EmbedResult result;
     SeqId seq = sched->AllocateSeqId();
     for (const auto& in : inputs) {

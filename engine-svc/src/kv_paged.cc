@@ -18,10 +18,11 @@ size_t PagedKvCache::BlockBytes(int64_t n_layer, int64_t n_embd_k, int64_t n_emb
 }
 
 PagedKvCache::PagedKvCache(int64_t n_layer, int64_t n_embd_k, int64_t n_embd_v, int32_t n_ctx,
-                           int32_t block_size, int32_t n_blocks)
+                           int32_t block_size, int32_t n_blocks, int32_t window)
     : KvCache(n_layer, n_embd_k, n_embd_v, n_ctx),
       block_size_(std::max(1, block_size)),
       n_blocks_(std::max(0, n_blocks)),
+      window_(std::max(0, window)),
       layer_floats_(static_cast<size_t>(block_size_) * static_cast<size_t>(n_embd_k + n_embd_v)),
       block_floats_(static_cast<size_t>(n_layer) * layer_floats_),
       // Zeroed, so every byte of the budget is committed now rather than on
@@ -68,7 +69,7 @@ int32_t PagedKvCache::Allocate() {
     free_.pop_back();
   } else if (!evictable_.empty()) {
     b = evictable_.begin()->second;  // least recently used cached leaf
-    Unindex(b);
+    UnindexSubtree(b);
     --n_cached_;
   } else {
     return -1;
@@ -147,10 +148,16 @@ absl::Status PagedKvCache::Prepare(SeqId seq, int32_t n_pos) {
     return absl::DataLossError(absl::StrFormat(
         "sequence %d lost a K/V write when the pool was full; remove it", seq));
   }
+  const int32_t old_len = s.length;
+  // Rewinding is possible only while the new end's window is still held.
+  if (window_ > 0 && n_pos < old_len && std::max(0, n_pos - window_ + 1) < FirstKept(seq)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "sequence %d cannot rewind to %d: its sliding window of %d released positions below %d", seq,
+        n_pos, window_, FirstKept(seq)));
+  }
   // The previous Decode has finished: its complete blocks can be indexed.
   if (s.dirty) IndexFullBlocks(s);
 
-  const int32_t old_len = s.length;
   const size_t need = static_cast<size_t>((n_pos + block_size_ - 1) / block_size_);
   // Truncating: blocks past the new end go back now (they may be what the
   // copy below needs), and their tokens are no longer this sequence's.
@@ -195,12 +202,38 @@ absl::Status PagedKvCache::Prepare(SeqId seq, int32_t n_pos) {
   return absl::OkStatus();
 }
 
+void PagedKvCache::ReleaseBelow(Seq& s, int32_t pos) {
+  const auto n = static_cast<size_t>(std::max(0, pos) / block_size_);
+  for (size_t i = 0; i < n && i < s.blocks.size(); ++i) {
+    if (s.blocks[i] < 0) continue;
+    Release(s.blocks[i]);
+    s.blocks[i] = -1;
+  }
+}
+
+void PagedKvCache::Trim(SeqId seq) {
+  auto it = seqs_.find(seq);
+  if (window_ == 0 || it == seqs_.end()) return;
+  Seq& s = *it->second;
+  if (s.dirty) IndexFullBlocks(s);
+  ReleaseBelow(s, s.length - window_ + 1);
+}
+
+int32_t PagedKvCache::FirstKept(SeqId seq) const {
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end()) return 0;
+  const std::vector<int32_t>& b = it->second->blocks;
+  size_t i = 0;
+  while (i < b.size() && b[i] < 0) ++i;
+  return static_cast<int32_t>(i) * block_size_;
+}
+
 float* PagedKvCache::Row(SeqId seq, int64_t layer, int32_t pos, bool v) {
   auto it = seqs_.find(seq);
   if (it == seqs_.end()) return sink_.data();  // not prepared: a caller bug
   Seq& s = *it->second;
   const auto i = static_cast<size_t>(pos / block_size_);
-  if (pos < 0 || i >= s.blocks.size()) {
+  if (pos < 0 || i >= s.blocks.size() || s.blocks[i] < 0) {
     s.lost = true;
     return sink_.data();
   }
@@ -240,7 +273,9 @@ KvSpan PagedKvCache::Span(SeqId seq, int64_t layer, int32_t pos0, int32_t n) con
   KvSpan span;
   auto it = seqs_.find(seq);
   const auto i = static_cast<size_t>(pos0 / block_size_);
-  if (it == seqs_.end() || pos0 < 0 || i >= it->second->blocks.size()) return span;  // n = 0
+  if (it == seqs_.end() || pos0 < 0 || i >= it->second->blocks.size() || it->second->blocks[i] < 0) {
+    return span;  // n = 0: not held
+  }
   const float* base = KBase(it->second->blocks[i], layer);
   span.k = base;
   span.v = base + static_cast<size_t>(block_size_) * n_embd_k_;
@@ -258,7 +293,9 @@ void PagedKvCache::RemoveSeq(SeqId seq) {
   // its leaf end (it would be anyway; this keeps the LRU order honest).
   if (it->second->dirty) IndexFullBlocks(*it->second);  // its last full block too
   const std::vector<int32_t>& blocks = it->second->blocks;
-  for (auto b = blocks.rbegin(); b != blocks.rend(); ++b) Release(*b);
+  for (auto b = blocks.rbegin(); b != blocks.rend(); ++b) {
+    if (*b >= 0) Release(*b);
+  }
   seqs_.erase(it);
 }
 
@@ -297,7 +334,7 @@ absl::Status PagedKvCache::SetTokens(SeqId seq, int32_t pos0, std::span<const To
     // A different token where K/V is already written: fine in a private
     // block (the caller is rewriting it), wrong in a shared one.
     const auto i = static_cast<size_t>(p / block_size_);
-    if (p < s.n_written && i < s.blocks.size() && !Writable(s.blocks[i])) {
+    if (p < s.n_written && i < s.blocks.size() && s.blocks[i] >= 0 && !Writable(s.blocks[i])) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "sequence %d position %d: token %d, but its shared K/V was computed for %d", seq, p,
           tokens[k], s.tokens[p]));
@@ -330,7 +367,9 @@ absl::Status PagedKvCache::Fork(SeqId src, SeqId dst) {
   if (sit->second->dirty) IndexFullBlocks(*sit->second);  // share its index entries too
   auto copy = std::make_unique<Seq>(*sit->second);
   copy->dirty = false;
-  for (int32_t b : copy->blocks) Acquire(b);
+  for (int32_t b : copy->blocks) {
+    if (b >= 0) Acquire(b);
+  }
   seqs_.emplace(dst, std::move(copy));
   return absl::OkStatus();
 }

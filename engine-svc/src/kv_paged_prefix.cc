@@ -63,6 +63,18 @@ void PagedKvCache::Unindex(int32_t block) {
   blk.parent = -1;
 }
 
+void PagedKvCache::UnindexSubtree(int32_t block) {
+  const std::vector<int32_t> children = blocks_[block].children;
+  for (int32_t c : children) {
+    UnindexSubtree(c);
+    if (blocks_[c].ref == 0) {  // was cached: nothing holds it any more
+      --n_cached_;
+      free_.push_back(c);
+    }
+  }
+  Unindex(block);
+}
+
 void PagedKvCache::IndexDirty() {
   for (SeqId id : dirty_) {
     auto it = seqs_.find(id);
@@ -78,6 +90,9 @@ void PagedKvCache::IndexFullBlocks(Seq& s) {
       std::min({s.length, s.n_written, static_cast<int32_t>(s.tokens.size())}) / block_size_;
   for (auto i = static_cast<int32_t>(s.hashes.size()); i < n_full; ++i) {
     const int32_t b = s.blocks[i];
+    // A windowed pool released it (or its parent) before its tokens were
+    // known: the chain cannot continue from here.
+    if (b < 0 || (i > 0 && s.blocks[i - 1] < 0)) break;
     const uint64_t parent_hash = i == 0 ? kRootHash : s.hashes[i - 1];
     std::span<const TokenId> toks(s.tokens.data() + static_cast<size_t>(i) * block_size_,
                                   static_cast<size_t>(block_size_));
@@ -186,7 +201,12 @@ absl::Status PagedKvCache::CheckInvariants() const {
     if (s->hashes.size() > static_cast<size_t>(complete / block_size_)) {
       return fail("seq %d: %d hashes for %d complete positions", id, s->hashes.size(), complete);
     }
-    for (int32_t b : s->blocks) {
+    for (size_t i = 0; i < s->blocks.size(); ++i) {
+      const int32_t b = s->blocks[i];
+      if (b == -1 && window_ > 0) {
+        if (i > 0 && s->blocks[i - 1] >= 0) return fail("seq %d: released block %d after a held one", id, i);
+        continue;
+      }
       if (b < 0 || b >= n_blocks_) return fail("seq %d: block id %d out of range", id, b);
       ++refs[b];
     }

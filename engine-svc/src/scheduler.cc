@@ -62,7 +62,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Model& model,
     return absl::InvalidArgumentError("max_batch_tokens must be >= max_seqs (one decode token per sequence)");
   if (config.kv_block_size < 1) return absl::InvalidArgumentError("kv_block_size must be >= 1");
   std::unique_ptr<Scheduler> s(new Scheduler(model, pool, config, compute_mu));
-  auto kv = MakePagedKvCache(model, config.n_ctx, config.kv_budget_bytes, config.kv_block_size);
+  auto kv = MakeModelKvCache(model, config.n_ctx, config.kv_budget_bytes, config.kv_block_size, config.max_seqs,
+                             config.max_batch_tokens);
   if (!kv.ok()) return kv.status();
   s->kv_ = std::move(*kv);
   // End-of-generation tokens come from the model's own vocabulary.
@@ -140,7 +141,7 @@ void Scheduler::Cancel(RequestId id) {
   cv_.notify_all();
 }
 
-void Scheduler::Post(std::function<void(ForwardContext&, PagedKvCache&)> task) {
+void Scheduler::Post(std::function<void(ForwardContext&, ModelKvCache&)> task) {
   {
     std::lock_guard lock(mu_);
     tasks_.push_back(std::move(task));
@@ -170,7 +171,7 @@ SchedulerStats Scheduler::Stats() const {
 
 void Scheduler::Loop() {
   while (true) {
-    std::vector<std::function<void(ForwardContext&, PagedKvCache&)>> tasks;
+    std::vector<std::function<void(ForwardContext&, ModelKvCache&)>> tasks;
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] {
@@ -206,7 +207,7 @@ void Scheduler::Loop() {
   }
   preempted_.clear();
   std::deque<std::shared_ptr<Request>> queued;
-  std::vector<std::function<void(ForwardContext&, PagedKvCache&)>> tasks;
+  std::vector<std::function<void(ForwardContext&, ModelKvCache&)>> tasks;
   {
     std::lock_guard lock(mu_);
     queued.swap(queue_);

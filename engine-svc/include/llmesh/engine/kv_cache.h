@@ -60,6 +60,12 @@ class KvCache {
 
   virtual void RemoveSeq(SeqId seq) = 0;
   virtual void Clear() = 0;
+  // The first position of `seq` whose K/V every layer still holds: 0 unless
+  // sliding-window layers released older ones (kv_model.h).
+  virtual int32_t FirstKept(SeqId) const { return 0; }
+  // Called when a Decode has written all its rows of `seq`: a windowed cache
+  // lets go of what the next position's window no longer covers.
+  virtual void Trim(SeqId) {}
   virtual size_t BytesAllocated() const = 0;
 
  protected:

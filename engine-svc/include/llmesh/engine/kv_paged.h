@@ -20,6 +20,17 @@
 // names as its parent (leaves first), so every indexed block's parent stays
 // indexed and a chain is always reachable from its root.
 //
+// A windowed pool (window > 0, the sliding-window layers of a model, see
+// kv_model.h) keeps per sequence only the blocks that the next token can
+// attend to: once a Decode has written a sequence up to length L, Trim
+// releases every block wholly below L - window + 1 (its table entry becomes
+// -1), so between steps a sequence holds about window / block_size blocks
+// whatever its length (during a step, also the step's new positions). Released blocks that were
+// indexed stay cached for prefix reuse; since the chain they start would
+// otherwise pin them, a windowed pool may evict a cached block that has
+// cached children, unindexing its whole subtree. Truncating a sequence to a
+// position whose window was released is refused (FAILED_PRECONDITION).
+//
 // Threading: one scheduler thread owns the cache and makes every mutating
 // call; Span is const and only reads, so attention workers may call it
 // concurrently while no mutation runs (during ForwardContext::Decode's
@@ -50,13 +61,16 @@ struct KvStats {
   int32_t blocks_free = 0;    // on the free list
   int64_t prefix_query_tokens = 0;  // prompt tokens passed to AttachPrefix
   int64_t prefix_hit_tokens = 0;    // of those, positions reused from the cache
+  // A model with sliding-window layers: their own pool (kv_model.h).
+  int32_t window_blocks_total = 0;
+  int32_t window_blocks_used = 0;
 };
 
 class PagedKvCache final : public KvCache {
  public:
   // n_blocks blocks of block_size positions each, allocated now.
   PagedKvCache(int64_t n_layer, int64_t n_embd_k, int64_t n_embd_v, int32_t n_ctx,
-               int32_t block_size, int32_t n_blocks);
+               int32_t block_size, int32_t n_blocks, int32_t window = 0);
 
   // Bytes one block costs: K and V of block_size positions in every layer.
   static size_t BlockBytes(int64_t n_layer, int64_t n_embd_k, int64_t n_embd_v,
@@ -109,9 +123,16 @@ class PagedKvCache final : public KvCache {
   KvStats stats() const;
   int32_t block_size() const { return block_size_; }
   int32_t n_blocks() const { return n_blocks_; }
+  int32_t window() const { return window_; }
+  // The first position of `seq` whose K/V is still held (0 unless windowed).
+  int32_t FirstKept(SeqId seq) const override;
+  // A windowed pool: indexes the sequence's finished blocks (so they stay
+  // reusable prefixes), then releases those below its end's window.
+  void Trim(SeqId seq) override;
 
   // ---- introspection for tests and metrics ----
-  // Physical block of each logical block of `seq` (empty if unknown).
+  // Physical block of each logical block of `seq` (empty if unknown; -1 for
+  // a block a windowed pool released).
   std::vector<int32_t> BlockTable(SeqId seq) const;
   int32_t RefCount(int32_t block) const { return blocks_[block].ref; }
   bool IsCached(int32_t block) const { return blocks_[block].indexed; }
@@ -179,16 +200,22 @@ class PagedKvCache final : public KvCache {
   int32_t Lookup(uint64_t hash, int32_t parent, std::span<const TokenId> tokens) const;
   bool Evictable(int32_t block) const {
     const Block& b = blocks_[block];
-    return b.indexed && b.ref == 0 && b.children.empty();
+    return b.indexed && b.ref == 0 && (b.children.empty() || window_ > 0);
   }
   void UpdateEvictable(int32_t block);
   void Unindex(int32_t block);
+  // Unindexes `block`'s indexed descendants (the cached ones go back to the
+  // free list), then the block itself: a windowed pool's eviction.
+  void UnindexSubtree(int32_t block);
+  // A windowed pool: releases the blocks of `s` wholly below `pos`.
+  void ReleaseBelow(Seq& s, int32_t pos);
   const std::vector<int32_t>& ChildrenOf(int32_t parent) const {
     return parent < 0 ? roots_ : blocks_[parent].children;
   }
 
   const int32_t block_size_;
   const int32_t n_blocks_;
+  const int32_t window_;  // 0: keep every position
   const size_t layer_floats_;  // block_size * (n_embd_k + n_embd_v)
   const size_t block_floats_;  // n_layer * layer_floats_
 

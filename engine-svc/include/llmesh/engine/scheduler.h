@@ -25,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "llmesh/engine/forward.h"
 #include "llmesh/engine/generation.h"
-#include "llmesh/engine/kv_paged.h"
+#include "llmesh/engine/kv_model.h"
 #include "llmesh/engine/model.h"
 #include "llmesh/engine/thread_pool.h"
 
@@ -75,7 +75,7 @@ class Scheduler {
 
   // Runs `task` on the loop thread between steps (sessions, embeddings: work
   // that needs the KV cache or the forward context).
-  void Post(std::function<void(ForwardContext&, PagedKvCache&)> task);
+  void Post(std::function<void(ForwardContext&, ModelKvCache&)> task);
 
   // Sequence ids for work posted outside Submit (sessions, embeddings), so
   // they never collide with the scheduler's own.
@@ -108,7 +108,7 @@ class Scheduler {
   SchedulerConfig config_;
   std::mutex* compute_mu_;
   std::unique_ptr<ForwardContext> ctx_;
-  std::unique_ptr<PagedKvCache> kv_;
+  std::unique_ptr<ModelKvCache> kv_;
   // A step's logits, kept across steps: a fresh buffer (2 MB at 16 sequences
   // of a 32K vocabulary) was mapped, faulted in and unmapped every step.
   ForwardOutput out_;
@@ -119,7 +119,7 @@ class Scheduler {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Request>> queue_;
-  std::vector<std::function<void(ForwardContext&, PagedKvCache&)>> tasks_;
+  std::vector<std::function<void(ForwardContext&, ModelKvCache&)>> tasks_;
   std::unordered_set<RequestId> cancelled_;
   std::vector<SeqId> free_seq_ids_;
   SeqId next_seq_id_ = 0;
