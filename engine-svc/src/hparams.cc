@@ -360,6 +360,10 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
     if (auto s = family->read_params(f, a, hp); !s.ok()) return s;
   }
   if (!hp.swa_layers.empty() && hp.n_swa <= 0) hp.swa_layers.clear();
+  // The query temperature divides positions by its length: never by 0.
+  if (hp.f_attn_temp_scale != 0.0f && hp.n_attn_temp_floor_scale <= 0) {
+    hp.n_attn_temp_floor_scale = hp.n_ctx_orig_yarn;
+  }
   return hp;
 }
 

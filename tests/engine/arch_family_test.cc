@@ -273,11 +273,51 @@ TEST(ArchFamilyLoad, WrongShapeIsNamedWithTheExpectedShape) {
   EXPECT_NE(m.status().message().find("expected [64]"), std::string_view::npos) << m.status();
 }
 
-TEST(ArchFamilyLoad, UnknownArchitectureListsTheFamilies) {
-  auto m = Model::Load(PatchedCopy("granite", "granite.block_count", "granitX.block_count"));
+TEST(ArchFamilyLoad, BadFamilyMetadataIsRejectedByKey) {
+  // gemma2's attention soft-cap 4.0 (f32 0x40800000) made negative.
+  std::ifstream in(ModelPath("gemma2"), std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string bytes = ss.str();
+  const std::string key = "gemma2.attn_logit_softcapping";
+  const size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos);
+  float v = 0;
+  std::memcpy(&v, bytes.data() + at + key.size() + 4, 4);  // after the u32 value type
+  ASSERT_EQ(v, 4.0f);
+  v = -4.0f;
+  std::memcpy(bytes.data() + at + key.size() + 4, &v, 4);
+  const std::string path = TempPath("gemma2-badcap.gguf");
+  std::ofstream(path, std::ios::binary) << bytes;
+  auto m = Model::Load(path);
   ASSERT_FALSE(m.ok());
-  // general.architecture still says granite, so the block count is missing.
-  EXPECT_NE(m.status().message().find("granite.block_count"), std::string_view::npos) << m.status();
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(m.status().message().find(key), std::string_view::npos) << m.status();
+}
+
+TEST(ArchFamilyLoad, Phi3SwitchesToLongRopeFactorsPastTheOriginalContext) {
+  auto m = LoadOrDie(ModelPath("phi3"));
+  ASSERT_NE(m, nullptr);
+  const int64_t orig = m->params().n_ctx_orig_yarn;
+  ASSERT_EQ(orig, 4096);
+  const RopeParams short_ctx = m->LayerRope(0, static_cast<int32_t>(orig));
+  const RopeParams long_ctx = m->LayerRope(0, static_cast<int32_t>(orig) + 1);
+  ASSERT_NE(short_ctx.freq_factors, nullptr);
+  ASSERT_NE(long_ctx.freq_factors, nullptr);
+  EXPECT_NE(short_ctx.freq_factors, long_ctx.freq_factors);
+  EXPECT_EQ(m->file().FindTensor("rope_factors_long.weight")->data,
+            static_cast<const void*>(long_ctx.freq_factors));
+  EXPECT_NEAR(short_ctx.attn_factor, 1.1902f, 1e-3f);  // sqrt(1 + ln(131072/4096) / ln(4096))
+}
+
+TEST(ArchFamilyLoad, UnknownArchitectureListsTheFamilies) {
+  // The first "granite" in the file is general.architecture's value.
+  auto m = Model::Load(PatchedCopy("granite", "granite", "granitX"));
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  for (const char* want : {"unknown architecture 'granitX'", "qwen3", "gemma3", "exaone4"}) {
+    EXPECT_NE(m.status().message().find(want), std::string_view::npos) << m.status();
+  }
 }
 
 }  // namespace
