@@ -5,6 +5,11 @@
 
 namespace llmesh::engine::internal {
 
+// Gemma's query scale: 1/sqrt(head_dim), except on the 27B models (told
+// apart by their layer count, as llama.cpp does), which use
+// 1/sqrt(n_embd / n_head).
+float GemmaQueryScale(const ModelParams& hp, int64_t n_layer_27b);
+
 const Family& LlamaFamily();
 const Family& Qwen2Family();
 const Family& Qwen3Family();

@@ -21,13 +21,16 @@ absl::Status ReadGemma2(const gguf::GgufFile& f, const std::string& arch, ModelP
   if (f.Find(arch + ".attn_logit_softcapping") == nullptr) hp.f_attn_softcap = 50.0f;
   if (f.Find(arch + ".final_logit_softcapping") == nullptr) hp.f_final_softcap = 30.0f;
   hp.swa_layers = SwaPattern(hp.n_layer, 2);
-  // Gemma-2-27B scales queries by 1/sqrt(n_embd / n_head) instead of the head size.
-  hp.f_attention_scale = hp.n_layer == 46 ? 1.0f / std::sqrt(static_cast<float>(hp.n_embd / hp.n_head))
-                                          : 1.0f / std::sqrt(static_cast<float>(hp.n_embd_head_k));
+  hp.f_attention_scale = GemmaQueryScale(hp, 46);
   return absl::OkStatus();
 }
 
 }  // namespace
+
+float GemmaQueryScale(const ModelParams& hp, int64_t n_layer_27b) {
+  const int64_t d = hp.n_layer == n_layer_27b ? hp.n_embd / hp.n_head : hp.n_embd_head_k;
+  return 1.0f / std::sqrt(static_cast<float>(d));
+}
 
 const Family& Gemma2Family() {
   static const Family f{.arch = Arch::kGemma2,

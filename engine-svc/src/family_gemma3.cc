@@ -8,8 +8,6 @@
 //   q[head], k[head] = rms_norm per head * q_norm, k_norm;  rope(base_l, scale_l)
 //   x += rms_norm(attention) * post_attention_norm
 //   x += rms_norm(geglu(rms_norm(x) * ffn_norm)) * post_ffw_norm
-#include <cmath>
-
 #include "families.h"
 
 namespace llmesh::engine::internal {
@@ -23,8 +21,7 @@ absl::Status ReadGemma3(const gguf::GgufFile& f, const std::string& arch, ModelP
   hp.rope_freq_scale_swa = 1.0f;
   hp.f_attn_softcap = 0.0f;
   if (hp.n_swa > 0) hp.f_final_softcap = 0.0f;
-  hp.f_attention_scale = hp.n_layer == 62 ? 1.0f / std::sqrt(static_cast<float>(hp.n_embd / hp.n_head))
-                                          : 1.0f / std::sqrt(static_cast<float>(hp.n_embd_head_k));
+  hp.f_attention_scale = GemmaQueryScale(hp, 62);
   return absl::OkStatus();
 }
 

@@ -221,19 +221,42 @@ INSTANTIATE_TEST_SUITE_P(Families, ArchFamily,
                                            "olmo3", "granite", "smollm3", "exaone4"),
                          [](const auto& info) { return info.param; });
 
-// A copy of `arch`'s file with the first occurrence of `from` in its header
-// replaced by `to` (same length): a tensor renamed, so missing.
-std::string PatchedCopy(const std::string& arch, const std::string& from, const std::string& to) {
+std::string FileBytes(const std::string& arch) {
   std::ifstream in(ModelPath(arch), std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
-  std::string bytes = ss.str();
+  return ss.str();
+}
+
+std::string WriteTemp(const std::string& bytes, const std::string& name) {
+  const std::string path = TempPath(name);
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+// A copy of `arch`'s file with the first occurrence of `from` in its header
+// replaced by `to` (same length): a tensor renamed, so missing.
+std::string PatchedCopy(const std::string& arch, const std::string& from, const std::string& to) {
+  std::string bytes = FileBytes(arch);
   const size_t at = bytes.find(from);
   EXPECT_NE(at, std::string::npos);
   bytes.replace(at, from.size(), to);
-  const std::string path = TempPath(arch + "-patched.gguf");
-  std::ofstream(path, std::ios::binary) << bytes;
-  return path;
+  return WriteTemp(bytes, arch + "-patched.gguf");
+}
+
+// A copy of `arch`'s file with the `T` stored right after the first
+// occurrence of `name` plus `skip` bytes (a tensor's ne[0], a key's value)
+// checked to be `was` and set to `now`.
+template <typename T>
+std::string ValuePatchedCopy(const std::string& arch, const std::string& name, size_t skip, T was, T now) {
+  std::string bytes = FileBytes(arch);
+  const size_t at = bytes.find(name);
+  EXPECT_NE(at, std::string::npos);
+  T v{};
+  std::memcpy(&v, bytes.data() + at + name.size() + skip, sizeof(T));
+  EXPECT_EQ(v, was);
+  std::memcpy(bytes.data() + at + name.size() + skip, &now, sizeof(T));
+  return WriteTemp(bytes, arch + "-value-patched.gguf");
 }
 
 TEST(ArchFamilyLoad, MissingFamilyTensorIsNamed) {
@@ -251,45 +274,20 @@ TEST(ArchFamilyLoad, MissingFamilyTensorIsNamed) {
 }
 
 TEST(ArchFamilyLoad, WrongShapeIsNamedWithTheExpectedShape) {
-  // qwen3's q norm is (head_dim = 64): claim 32 elements instead. In the
+  // qwen3's k norm is (head_dim = 64): claim 32 elements instead. In the
   // tensor info the name is followed by n_dims (u32) and ne[0] (u64).
-  std::ifstream in(ModelPath("qwen3"), std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string bytes = ss.str();
   const std::string name = "blk.3.attn_k_norm.weight";
-  const size_t at = bytes.find(name);
-  ASSERT_NE(at, std::string::npos);
-  uint64_t ne0 = 0;
-  std::memcpy(&ne0, bytes.data() + at + name.size() + 4, 8);
-  ASSERT_EQ(ne0, 64u);
-  ne0 = 32;
-  std::memcpy(bytes.data() + at + name.size() + 4, &ne0, 8);
-  const std::string path = TempPath("qwen3-badshape.gguf");
-  std::ofstream(path, std::ios::binary) << bytes;
-  auto m = Model::Load(path);
+  auto m = Model::Load(ValuePatchedCopy<uint64_t>("qwen3", name, 4, 64, 32));
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find(name), std::string_view::npos) << m.status();
   EXPECT_NE(m.status().message().find("expected [64]"), std::string_view::npos) << m.status();
 }
 
 TEST(ArchFamilyLoad, BadFamilyMetadataIsRejectedByKey) {
-  // gemma2's attention soft-cap 4.0 (f32 0x40800000) made negative.
-  std::ifstream in(ModelPath("gemma2"), std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string bytes = ss.str();
+  // gemma2's attention soft-cap 4.0 made negative (the value follows the
+  // key and its u32 type).
   const std::string key = "gemma2.attn_logit_softcapping";
-  const size_t at = bytes.find(key);
-  ASSERT_NE(at, std::string::npos);
-  float v = 0;
-  std::memcpy(&v, bytes.data() + at + key.size() + 4, 4);  // after the u32 value type
-  ASSERT_EQ(v, 4.0f);
-  v = -4.0f;
-  std::memcpy(bytes.data() + at + key.size() + 4, &v, 4);
-  const std::string path = TempPath("gemma2-badcap.gguf");
-  std::ofstream(path, std::ios::binary) << bytes;
-  auto m = Model::Load(path);
+  auto m = Model::Load(ValuePatchedCopy<float>("gemma2", key, 4, 4.0f, -4.0f));
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(m.status().message().find(key), std::string_view::npos) << m.status();
