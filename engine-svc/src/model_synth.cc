@@ -67,30 +67,30 @@ const SynthShape kShapes[] = {
      .tied_output = true},
     {.name = "qwen3-0.6b", .arch = Arch::kQwen3, .n_embd = 1024, .n_layer = 28, .n_head = 16,
      .n_head_kv = 8, .n_ff = 3072, .n_ctx = 40960, .rope_freq_base = 1000000.0f, .rms_eps = 1e-6f,
-     .tied_output = true, .head_dim = 128},
+     .tied_output = true, .head_dim = 128, .n_vocab = 151936},
     {.name = "qwen3-1.7b", .arch = Arch::kQwen3, .n_embd = 2048, .n_layer = 28, .n_head = 16,
      .n_head_kv = 8, .n_ff = 6144, .n_ctx = 40960, .rope_freq_base = 1000000.0f, .rms_eps = 1e-6f,
-     .tied_output = true, .head_dim = 128},
+     .tied_output = true, .head_dim = 128, .n_vocab = 151936},
     {.name = "gemma2-2b", .arch = Arch::kGemma2, .n_embd = 2304, .n_layer = 26, .n_head = 8,
      .n_head_kv = 4, .n_ff = 9216, .n_ctx = 8192, .rms_eps = 1e-6f, .tied_output = true,
-     .head_dim = 256, .n_swa = 4096, .attn_softcap = 50.0f, .final_softcap = 30.0f},
+     .head_dim = 256, .n_swa = 4096, .attn_softcap = 50.0f, .final_softcap = 30.0f, .n_vocab = 256000},
     {.name = "gemma3-1b", .arch = Arch::kGemma3, .n_embd = 1152, .n_layer = 26, .n_head = 4,
      .n_head_kv = 1, .n_ff = 6912, .n_ctx = 32768, .rope_freq_base = 1000000.0f, .rms_eps = 1e-6f,
      .tied_output = true, .head_dim = 256, .n_swa = 512, .swa_pattern = 6,
-     .rope_freq_base_swa = 10000.0f},
+     .rope_freq_base_swa = 10000.0f, .n_vocab = 262144},
     {.name = "phi3.5-mini", .arch = Arch::kPhi3, .n_embd = 3072, .n_layer = 32, .n_head = 32,
-     .n_head_kv = 32, .n_ff = 8192, .n_ctx = 131072, .longrope_orig_ctx = 4096},
+     .n_head_kv = 32, .n_ff = 8192, .n_ctx = 131072, .longrope_orig_ctx = 4096, .n_vocab = 32064},
     {.name = "smollm3-3b", .arch = Arch::kSmolLM3, .n_embd = 2048, .n_layer = 36, .n_head = 16,
      .n_head_kv = 4, .n_ff = 11008, .n_ctx = 65536, .rope_freq_base = 5000000.0f, .rms_eps = 1e-6f,
-     .tied_output = true},
+     .tied_output = true, .n_vocab = 128256},
     {.name = "olmo2-1b", .arch = Arch::kOlmo2, .n_embd = 2048, .n_layer = 16, .n_head = 16,
-     .n_head_kv = 16, .n_ff = 8192, .n_ctx = 4096, .rope_freq_base = 500000.0f, .rms_eps = 1e-6f},
+     .n_head_kv = 16, .n_ff = 8192, .n_ctx = 4096, .rope_freq_base = 500000.0f, .rms_eps = 1e-6f, .n_vocab = 100352},
     {.name = "granite3-2b", .arch = Arch::kGranite, .n_embd = 2048, .n_layer = 40, .n_head = 32,
      .n_head_kv = 8, .n_ff = 8192, .n_ctx = 4096, .tied_output = true, .embedding_scale = 12.0f,
-     .residual_scale = 0.22f, .attention_scale = 0.015625f, .logit_scale = 8.0f},
+     .residual_scale = 0.22f, .attention_scale = 0.015625f, .logit_scale = 8.0f, .n_vocab = 49155},
     {.name = "exaone4-1.2b", .arch = Arch::kExaone4, .n_embd = 2048, .n_layer = 30, .n_head = 32,
      .n_head_kv = 8, .n_ff = 4096, .n_ctx = 65536, .rope_freq_base = 1000000.0f,
-     .tied_output = true},
+     .tied_output = true, .n_vocab = 102400},
 };
 
 struct SynthTensor {
@@ -166,8 +166,8 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
   if (opts.vocab != nullptr) {
     auto toks = opts.vocab->GetStringArray("tokenizer.ggml.tokens");
     if (!toks.ok()) return toks.status();
-    n_vocab = static_cast<int64_t>(toks->size());
-    if (auto s = internal::CopyTokenizerKeys(*opts.vocab, w); !s.ok()) return s;
+    n_vocab = std::max(static_cast<int64_t>(toks->size()), sh.n_vocab);
+    if (auto s = internal::CopyTokenizerKeys(*opts.vocab, w, n_vocab); !s.ok()) return s;
   }
   if (n_vocab <= 0) return absl::InvalidArgumentError("synth needs a vocabulary or n_vocab");
   w.SetU32(a + ".vocab_size", static_cast<uint32_t>(n_vocab));

@@ -1,5 +1,7 @@
 #include "synth_gguf.h"
 
+#include "absl/strings/str_cat.h"
+
 #include "llmesh/engine/quants.h"
 #include "llmesh/engine/thread_pool.h"
 
@@ -25,10 +27,33 @@ void SetGeneralKeys(gguf::GgufWriter& w, const std::string& arch, const std::str
   }
 }
 
-absl::Status CopyTokenizerKeys(const gguf::GgufFile& vocab, gguf::GgufWriter& w) {
+absl::Status CopyTokenizerKeys(const gguf::GgufFile& vocab, gguf::GgufWriter& w, int64_t pad_to) {
+  auto tokens = vocab.GetStringArray("tokenizer.ggml.tokens");
+  if (!tokens.ok()) return tokens.status();
+  const auto n = static_cast<int64_t>(tokens->size());
+  const bool pad = pad_to > n;
   for (const gguf::KeyValue& kv : vocab.metadata()) {
-    if (kv.key.starts_with("tokenizer.")) {
-      if (auto s = w.CopyKeyValue(kv); !s.ok()) return s;
+    if (!kv.key.starts_with("tokenizer.")) continue;
+    // The per-token arrays grow by control tokens "<|extra_N|>" (as
+    // ../shared/arch's generator pads vocabularies) to reach a model's
+    // real vocabulary size.
+    if (pad && kv.key == "tokenizer.ggml.tokens") {
+      std::vector<std::string> t(tokens->begin(), tokens->end());
+      for (int64_t i = n; i < pad_to; ++i) t.push_back(absl::StrCat("<|extra_", i, "|>"));
+      w.SetStringArray(kv.key, t);
+    } else if (pad && kv.key == "tokenizer.ggml.token_type") {
+      auto types = vocab.GetIntArray(kv.key);
+      if (!types.ok()) return types.status();
+      std::vector<int32_t> t(types->begin(), types->end());
+      t.resize(static_cast<size_t>(pad_to), 3);  // control
+      w.SetI32Array(kv.key, t);
+    } else if (pad && kv.key == "tokenizer.ggml.scores") {
+      auto scores = vocab.GetF32Array(kv.key);
+      if (!scores.ok()) return scores.status();
+      scores->resize(static_cast<size_t>(pad_to), 0.0f);
+      w.SetF32Array(kv.key, *scores);
+    } else if (auto s = w.CopyKeyValue(kv); !s.ok()) {
+      return s;
     }
   }
   return absl::OkStatus();

@@ -44,7 +44,9 @@ absl::Status CheckSynthType(gguf::GgmlType type);
 // quantized type, general.quantization_version.
 void SetGeneralKeys(gguf::GgufWriter& w, const std::string& arch, const std::string& name, gguf::GgmlType type);
 
-absl::Status CopyTokenizerKeys(const gguf::GgufFile& vocab, gguf::GgufWriter& w);
+// Copies every tokenizer.* key of `vocab`; with pad_to above its size, the
+// per-token arrays are padded with control tokens up to pad_to.
+absl::Status CopyTokenizerKeys(const gguf::GgufFile& vocab, gguf::GgufWriter& w, int64_t pad_to = 0);
 
 // Writes `w` to `path`, every tensor declared without data: rows_of(i) makes
 // the rows of the i-th, converted to its type on `n_threads` threads.

@@ -39,6 +39,9 @@ struct SynthShape {
   float attn_softcap = 0.0f, final_softcap = 0.0f;
   float embedding_scale = 0.0f, residual_scale = 0.0f, attention_scale = 0.0f, logit_scale = 0.0f;
   int64_t longrope_orig_ctx = 0;       // phi3 LongRoPE factor tensors (0 = none)
+  // The model's real vocabulary size: a smaller --vocab-from vocabulary is
+  // padded with control tokens up to it (0: the vocabulary's own size).
+  int64_t n_vocab = 0;
 };
 
 // tinyllama-1.1b, llama3.2-1b, llama2-7b, qwen2-0.5b, smollm-135m, and one or
