@@ -1,0 +1,70 @@
+// `llmesh synth` writes every decoder family in a form its loader accepts:
+// a tiny shape of each family (the family's own extras: q/k norms, post-norms,
+// fused phi3 projections, sliding windows, scalars), its vocabulary padded
+// past the donor's 512 tokens, loads, tokenizes, and runs the fast path as
+// the scalar reference does.
+#include <string>
+
+#include "gtest/gtest.h"
+#include "llmesh/engine/decoder_reference.h"
+#include "llmesh/tokenizer/tokenizer.h"
+#include "model_test_util.h"
+
+namespace llmesh::engine {
+namespace {
+
+using testing::LoadOrDie;
+using testing::MaxAbsDiff;
+
+class SynthFamily : public ::testing::TestWithParam<Arch> {};
+
+TEST_P(SynthFamily, WritesALoadableModelTheFastPathRunsAsTheReference) {
+  const Arch arch = GetParam();
+  SynthShape sh = testing::TinyShape(arch);
+  sh.head_dim = 96;  // Q wider than n_embd, as Qwen3 and Gemma have it
+  sh.n_vocab = 600;
+  sh.n_swa = 4;
+  sh.swa_pattern = 3;
+  sh.attn_softcap = 2.0f;
+  sh.final_softcap = 3.0f;
+  if (arch == Arch::kGranite) {
+    sh.embedding_scale = 12.0f, sh.residual_scale = 0.22f, sh.attention_scale = 0.05f, sh.logit_scale = 8.0f;
+  }
+  if (arch == Arch::kPhi3) sh.longrope_orig_ctx = 64;
+  auto vocab = gguf::GgufFile::Open(testing::StoriesPath());
+  ASSERT_TRUE(vocab.ok());
+  SynthOptions o;
+  o.shape = sh;
+  o.type = gguf::GgmlType::kF16;
+  o.vocab = vocab->get();
+  o.n_threads = 2;
+  const std::string path = testing::TempPath(std::string(ArchName(arch)) + "_synth.gguf");
+  ASSERT_TRUE(SynthesizeModel(o, path).ok());
+
+  auto m = LoadOrDie(path);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->params().arch, arch);
+  EXPECT_EQ(m->params().n_vocab, 600);
+  EXPECT_EQ(m->params().n_embd_head_k, 96);
+  auto tok = tokenizer::Tokenizer::FromGguf(m->file());
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ((*tok)->n_vocab(), 600);
+  EXPECT_EQ((*tok)->TokenText(599), "<|extra_599|>");
+
+  const std::vector<TokenId> tokens = {1, 45, 300, 599, 12, 77, 500, 3, 9, 250, 121, 64};
+  ThreadPool pool(2);
+  const auto fast = testing::PrefillAll(*m, pool, tokens);
+  DecoderReference ref(*m, 64);
+  for (size_t p = 0; p < tokens.size(); ++p) {
+    const std::vector<float>& want = ref.Forward(tokens[p], static_cast<int32_t>(p));
+    EXPECT_LT(MaxAbsDiff(want, fast[p]), 2e-3f) << ArchName(arch) << " pos " << p;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, SynthFamily,
+                         ::testing::Values(Arch::kQwen3, Arch::kGemma2, Arch::kGemma3, Arch::kPhi3, Arch::kMistral3,
+                                           Arch::kOlmo2, Arch::kGranite, Arch::kSmolLM3, Arch::kExaone4),
+                         [](const auto& info) { return std::string(ArchName(info.param)); });
+
+}  // namespace
+}  // namespace llmesh::engine
