@@ -64,15 +64,21 @@ void PagedKvCache::Unindex(int32_t block) {
 }
 
 void PagedKvCache::UnindexSubtree(int32_t block) {
-  const std::vector<int32_t> children = blocks_[block].children;
-  for (int32_t c : children) {
-    UnindexSubtree(c);
-    if (blocks_[c].ref == 0) {  // was cached: nothing holds it any more
+  // Preorder without recursion (a chain is as deep as a context is long),
+  // then unindexed children first so each one's parent is still indexed.
+  std::vector<int32_t> order = {block};
+  for (size_t i = 0; i < order.size(); ++i) {
+    const std::vector<int32_t>& children = blocks_[order[i]].children;
+    order.insert(order.end(), children.begin(), children.end());
+  }
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    const bool cached_descendant = *it != block && blocks_[*it].ref == 0;
+    Unindex(*it);
+    if (cached_descendant) {  // nothing holds it any more
       --n_cached_;
-      free_.push_back(c);
+      free_.push_back(*it);
     }
   }
-  Unindex(block);
 }
 
 void PagedKvCache::IndexDirty() {

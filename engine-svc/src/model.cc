@@ -241,7 +241,9 @@ size_t Model::BytesPerDecodedToken() const {
   for (const LayerWeights& L : layers_) {
     bytes +=
         mat(L.wq) + mat(L.wk) + mat(L.wv) + mat(L.wo) + mat(L.w_gate) + mat(L.w_up) + mat(L.w_down);
-    bytes += 4 * hp_.n_embd * sizeof(float);  // the norms, pre and post
+    for (const float* norm : {L.attn_norm, L.ffn_norm, L.post_attn_norm, L.post_ffn_norm}) {
+      if (norm != nullptr) bytes += hp_.n_embd * sizeof(float);
+    }
   }
   return bytes;
 }
