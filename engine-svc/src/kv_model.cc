@@ -11,7 +11,7 @@ ModelKvCache::ModelKvCache(int64_t n_layer, int64_t n_embd_k, int64_t n_embd_v, 
                            int32_t block_size, int32_t n_blocks, std::vector<uint8_t> swa_layers,
                            int32_t window, int32_t n_window_blocks)
     : KvCache(n_layer, n_embd_k, n_embd_v, n_ctx) {
-  if (window <= 0) swa_layers.clear();
+  if (window <= 0 || swa_layers.size() != static_cast<size_t>(n_layer)) swa_layers.clear();
   const int64_t n_swa = std::count(swa_layers.begin(), swa_layers.end(), 1);
   if (n_layer - n_swa > 0) {
     main_pool_ = std::make_unique<PagedKvCache>(n_layer - n_swa, n_embd_k, n_embd_v, n_ctx, block_size, n_blocks);
