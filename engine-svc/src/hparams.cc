@@ -345,6 +345,9 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
       hp.rope_scaling_high_freq_factor = *hi;
       hp.rope_scaling_orig_ctx = *oc;
       hp.rope_freq_factors = Llama3RopeFreqFactors(hp);
+    } else if (type_name == "longrope") {
+      // LongRoPE's divisors are the rope_factors_{short,long}.weight tensors
+      // (model.cc); nothing to read here.
     } else if (type_name == "yarn") {
       if (auto s = CheckPositiveFinite(key("rope.scaling.factor"), *factor); !s.ok()) return s;
       hp.rope_scaling = RopeScaling::kYarn;
@@ -352,7 +355,7 @@ absl::StatusOr<ModelParams> ReadModelParams(const gguf::GgufFile& f) {
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unsupported '", key("rope.scaling.type"),
                                                      "' = '", type_name,
-                                                     "' (supported: none, linear, llama3, yarn)"));
+                                                     "' (supported: none, linear, llama3, yarn, longrope)"));
     }
   }
   if (auto s = ReadExtendedParams(f, a, hp); !s.ok()) return s;

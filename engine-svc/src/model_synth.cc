@@ -147,6 +147,7 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
     if (v > 0) w.SetF32(a + "." + key, v);
   }
   if (sh.longrope_orig_ctx > 0) {
+    w.SetString(a + ".rope.scaling.type", "longrope");
     w.SetU32(a + ".rope.scaling.original_context_length", static_cast<uint32_t>(sh.longrope_orig_ctx));
     w.SetF32(a + ".rope.scaling.attn_factor",
              std::sqrt(1.0f + std::log(static_cast<float>(sh.n_ctx) / sh.longrope_orig_ctx) /

@@ -46,6 +46,10 @@ TEST_P(SynthFamily, WritesALoadableModelTheFastPathRunsAsTheReference) {
   EXPECT_EQ(m->params().arch, arch);
   EXPECT_EQ(m->params().n_vocab, 600);
   EXPECT_EQ(m->params().n_embd_head_k, 96);
+  if (arch == Arch::kPhi3) {  // rope.scaling.type = longrope, factors from the tensors
+    EXPECT_NE(m->LayerRope(0, 64).freq_factors, nullptr);
+    EXPECT_NE(m->LayerRope(0, 64).freq_factors, m->LayerRope(0, 65).freq_factors);
+  }
   auto tok = tokenizer::Tokenizer::FromGguf(m->file());
   ASSERT_TRUE(tok.ok()) << tok.status();
   EXPECT_EQ((*tok)->n_vocab(), 600);
