@@ -25,11 +25,12 @@
 // attend to: once a Decode has written a sequence up to length L, Trim
 // releases every block wholly below L - window + 1 (its table entry becomes
 // -1), so between steps a sequence holds about window / block_size blocks
-// whatever its length (during a step, also the step's new positions). Released blocks that were
-// indexed stay cached for prefix reuse; since the chain they start would
-// otherwise pin them, a windowed pool may evict a cached block that has
-// cached children, unindexing its whole subtree. Truncating a sequence to a
-// position whose window was released is refused (FAILED_PRECONDITION).
+// whatever its length (during a step, also the step's new positions).
+// Released blocks that were indexed stay cached for prefix reuse; since the
+// chain they start would otherwise pin them, a windowed pool may evict a
+// cached block that has cached children, unindexing its whole subtree.
+// Truncating a sequence to a position whose window was released is refused
+// (FAILED_PRECONDITION).
 //
 // Threading: one scheduler thread owns the cache and makes every mutating
 // call; Span is const and only reads, so attention workers may call it
