@@ -74,8 +74,8 @@ DecoderReference::DecoderReference(const Model& model, int32_t n_ctx)
       n_ctx_(n_ctx > 0 ? n_ctx : static_cast<int32_t>(model.params().n_ctx_train)) {
   const ModelParams& p = p_;
   const int64_t n_q = p.n_embd_q(), n_k = p.n_embd_k_gqa(), n_v = p.n_embd_v_gqa();
-  const int64_t qn = fam_.qk_norm == QkNorm::kPerHead ? p.n_embd_head_k : n_q;
-  const int64_t kn = fam_.qk_norm == QkNorm::kPerHead ? p.n_embd_head_k : n_k;
+  const int64_t qn = QkNormWidth(fam_, p.n_embd_head_k, n_q);
+  const int64_t kn = QkNormWidth(fam_, p.n_embd_head_k, n_k);
   token_embd_ = Dequantize(model.tok_embd());
   for (int64_t il = 0; il < p.n_layer; ++il) {
     const LayerWeights& L = model.layers()[il];

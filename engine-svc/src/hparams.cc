@@ -59,7 +59,6 @@ absl::Status ReadExtendedParams(const gguf::GgufFile& f, const std::string& a, M
     float* dst;
     bool positive;  // must be > 0 when present
   };
-  hp.n_ctx_orig_yarn = hp.n_ctx_train;
   for (const FloatKey& k : {FloatKey{"rope.scaling.yarn_beta_fast", &hp.yarn_beta_fast, true},
                             FloatKey{"rope.scaling.yarn_beta_slow", &hp.yarn_beta_slow, true},
                             FloatKey{"rope.scaling.yarn_log_multiplier", &hp.rope_yarn_log_mul, false},
@@ -80,23 +79,18 @@ absl::Status ReadExtendedParams(const gguf::GgufFile& f, const std::string& a, M
     }
     *k.dst = *v;
   }
-  {
-    auto v = Optional<int64_t>(f, key("rope.scaling.original_context_length"), &G::GetU64, hp.n_ctx_train);
+  struct IntKey {
+    const char* suffix;
+    int64_t* dst;
+    int64_t dflt, lo;
+  };
+  for (const IntKey& k : {IntKey{"rope.scaling.original_context_length", &hp.n_ctx_orig_yarn, hp.n_ctx_train, 1},
+                          IntKey{"attention.temperature_length", &hp.n_attn_temp_floor_scale, 0, 0},
+                          IntKey{"attention.sliding_window", &hp.n_swa, 0, 0}}) {
+    auto v = Optional<int64_t>(f, key(k.suffix), &G::GetU64, k.dflt);
     if (!v.ok()) return v.status();
-    if (auto s = CheckRange(key("rope.scaling.original_context_length"), *v, 1, kMaxCtx); !s.ok()) return s;
-    hp.n_ctx_orig_yarn = *v;
-  }
-  {
-    auto v = Optional<int64_t>(f, key("attention.temperature_length"), &G::GetU64, 0);
-    if (!v.ok()) return v.status();
-    if (auto s = CheckRange(key("attention.temperature_length"), *v, 0, kMaxCtx); !s.ok()) return s;
-    hp.n_attn_temp_floor_scale = *v;
-  }
-  {
-    auto v = Optional<int64_t>(f, key("attention.sliding_window"), &G::GetU64, 0);
-    if (!v.ok()) return v.status();
-    if (auto s = CheckRange(key("attention.sliding_window"), *v, 0, kMaxCtx); !s.ok()) return s;
-    hp.n_swa = *v;
+    if (auto s = CheckRange(key(k.suffix), *v, k.lo, kMaxCtx); !s.ok()) return s;
+    *k.dst = *v;
   }
   hp.rope_freq_base_swa = hp.rope_freq_base;
   hp.rope_freq_scale_swa = hp.rope_freq_scale;

@@ -98,20 +98,19 @@ absl::Status Model::Bind() {
   } else {
     rope_freq_factors_ = hp.rope_freq_factors;
   }
-  for (float v : rope_freq_factors_) {
-    if (!std::isfinite(v) || v <= 0.0f) {
-      return absl::InvalidArgumentError("rope frequency factors must be positive and finite");
-    }
-  }
-
   for (const auto& [name, dst] : {std::pair{"rope_factors_short.weight", &rope_factors_short_},
                                    std::pair{"rope_factors_long.weight", &rope_factors_long_}}) {
     auto v = ExpectF32Vector(f, name, hp.n_rot / 2, /*required=*/false);
     if (!v.ok()) return v.status();
     *dst = *v;
-    for (int64_t i = 0; *dst != nullptr && i < hp.n_rot / 2; ++i) {
-      if (!std::isfinite((*dst)[i]) || (*dst)[i] <= 0.0f) {
-        return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' must be positive and finite"));
+  }
+  // Every divisor table the rotation may use (llama3's, LongRoPE's two).
+  for (const auto& [what, factors] : {std::pair{"rope frequency factors", rope_freq_factors()},
+                                      std::pair{"tensor 'rope_factors_short.weight'", rope_factors_short_},
+                                      std::pair{"tensor 'rope_factors_long.weight'", rope_factors_long_}}) {
+    for (int64_t i = 0; factors != nullptr && i < hp.n_rot / 2; ++i) {
+      if (!std::isfinite(factors[i]) || factors[i] <= 0.0f) {
+        return absl::InvalidArgumentError(absl::StrCat(what, " must be positive and finite"));
       }
     }
   }
@@ -121,8 +120,8 @@ absl::Status Model::Bind() {
   const int64_t n_k = hp.n_embd_k_gqa();
   const int64_t n_v = hp.n_embd_v_gqa();
   const int64_t n_o_in = hp.n_head * hp.n_embd_head_v;
-  const int64_t q_norm_n = fam.qk_norm == QkNorm::kPerHead ? hp.n_embd_head_k : n_q;
-  const int64_t k_norm_n = fam.qk_norm == QkNorm::kPerHead ? hp.n_embd_head_k : n_k;
+  const int64_t q_norm_n = QkNormWidth(fam, hp.n_embd_head_k, n_q);
+  const int64_t k_norm_n = QkNormWidth(fam, hp.n_embd_head_k, n_k);
   layers_.resize(hp.n_layer);
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     LayerWeights& L = layers_[il];
@@ -168,9 +167,9 @@ absl::Status Model::Bind() {
       mats.push_back({"attn_k.weight", hp.n_embd, n_k, &L.wk});
       mats.push_back({"attn_v.weight", hp.n_embd, n_v, &L.wv});
     }
-    const bool fused_up = f.FindTensor(nm("ffn_gate.weight")) == nullptr &&
-                          f.FindTensor(nm("ffn_up.weight")) != nullptr &&
-                          f.FindTensor(nm("ffn_up.weight"))->ne[1] == 2 * hp.n_ff;
+    const gguf::TensorInfo* up = f.FindTensor(nm("ffn_up.weight"));
+    const bool fused_up =
+        f.FindTensor(nm("ffn_gate.weight")) == nullptr && up != nullptr && up->ne[1] == 2 * hp.n_ff;
     if (fused_up) {
       mats.push_back({"ffn_up.weight", hp.n_embd, 2 * hp.n_ff, &gate_up});
     } else {

@@ -194,8 +194,8 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
   }
   // Fused projections where the family's real files have them (phi3).
   const bool fused = arch == Arch::kPhi3;
-  const int64_t q_norm_n = fam.qk_norm == QkNorm::kPerHead ? head_dim : n_q;
-  const int64_t k_norm_n = fam.qk_norm == QkNorm::kPerHead ? head_dim : n_kv;
+  const int64_t q_norm_n = QkNormWidth(fam, head_dim, n_q);
+  const int64_t k_norm_n = QkNormWidth(fam, head_dim, n_kv);
   for (int64_t l = 0; l < sh.n_layer; ++l) {
     auto n = [l](const char* s) { return absl::StrCat("blk.", l, ".", s); };
     if (fam.pre_norms) ts.push_back({n("attn_norm.weight"), {sh.n_embd}, true});

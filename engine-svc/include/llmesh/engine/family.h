@@ -63,6 +63,12 @@ struct Family {
                               ModelParams& hp) = nullptr;
 };
 
+// Elements of attn_q_norm / attn_k_norm: one head's, or the whole projection
+// (proj_width = n_head * head_dim for q, n_head_kv * head_dim for k).
+inline int64_t QkNormWidth(const Family& f, int64_t head_dim, int64_t proj_width) {
+  return f.qk_norm == QkNorm::kPerHead ? head_dim : proj_width;
+}
+
 // The family whose general.architecture is `name`, or nullptr.
 const Family* FindFamily(std::string_view name);
 const Family& FamilyOf(Arch arch);
