@@ -200,6 +200,8 @@ absl::Status ForwardContext::Decode(const Batch& batch, KvCache& kv, ForwardOutp
 }
 
 void ForwardContext::SetRopes(int32_t n_ctx) {
+  if (n_ctx == ropes_n_ctx_) return;  // the rotations depend on nothing else
+  ropes_n_ctx_ = n_ctx;
   const ModelParams& hp = model_.params();
   ropes_.clear();
   layer_rope_.assign(static_cast<size_t>(hp.n_layer), -1);
@@ -234,6 +236,15 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
       });
     }
   };
+  // A sublayer's input: rms_norm(x) * pre_norm, or the stream itself for
+  // families without pre-norms.
+  auto sublayer_input = [&](const float* pre_norm) -> const float* {
+    if (pre_norm == nullptr) return x_.data();
+    for_tokens(n_embd, [&](int32_t t) {
+      rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, pre_norm, n_embd, eps);
+    });
+    return xb_.data();
+  };
   // x += sublayer output y (T, n_embd), through the optional post-norm and
   // residual multiplier.
   auto residual = [&](const float* post_norm, float* y) {
@@ -263,14 +274,7 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
     const LayerWeights& L = model_.layers()[il];
 
     // ---- attention ----
-    const float* in = x_.data();  // families without pre-norms project the stream itself
-    if (L.attn_norm != nullptr) {
-      for_tokens(n_embd, [&](int32_t t) {
-        rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.attn_norm, n_embd, eps);
-      });
-      in = xb_.data();
-    }
-    MmMany({&L.wq, &L.wk, &L.wv}, in, T, {q_.data(), k_.data(), v_.data()});
+    MmMany({&L.wq, &L.wk, &L.wv}, sublayer_input(L.attn_norm), T, {q_.data(), k_.data(), v_.data()});
     AddBias(q_.data(), L.bq, T, n_q);
     AddBias(k_.data(), L.bk, T, n_k);
     AddBias(v_.data(), L.bv, T, n_v);
@@ -306,14 +310,7 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
     residual(L.post_attn_norm, xb2_.data());
 
     // ---- feed-forward (gated: SwiGLU or GEGLU) ----
-    in = x_.data();
-    if (L.ffn_norm != nullptr) {
-      for_tokens(n_embd, [&](int32_t t) {
-        rms_norm(xb_.data() + t * n_embd, x_.data() + t * n_embd, L.ffn_norm, n_embd, eps);
-      });
-      in = xb_.data();
-    }
-    MmMany({&L.w_gate, &L.w_up}, in, T, {hb_.data(), hb2_.data()});
+    MmMany({&L.w_gate, &L.w_up}, sublayer_input(L.ffn_norm), T, {hb_.data(), hb2_.data()});
     const bool gelu = fam.activation == FfnActivation::kGeluTanh;
     for_tokens(n_ff, [&](int32_t t) {
       float* g = hb_.data() + static_cast<size_t>(t) * n_ff;

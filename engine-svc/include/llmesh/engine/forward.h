@@ -97,6 +97,7 @@ class ForwardContext {
   std::vector<float> rope_cs_;     // (n_ropes, T, n_rot) cos/sin of each token's angles per rotation
   std::vector<RopeParams> ropes_;  // (n_ropes) distinct rotations (one, or local + global)
   std::vector<int> layer_rope_;    // (n_layer) index into ropes_, -1 for a NoPE layer
+  int32_t ropes_n_ctx_ = -1;       // the n_ctx ropes_ were set for
   std::vector<float> out_hidden_;  // (n_out, n_embd) normed final hidden states
   int32_t scores_ctx_ = 0;
 };
