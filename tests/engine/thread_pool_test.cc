@@ -38,6 +38,34 @@ TEST(ThreadPoolTest, RunIsABarrier) {
   }
 }
 
+// More busy threads than cores: workers are often off a core when a region
+// opens, so the caller (or another worker) claims their slots. Each slot must
+// still run exactly once per region, and Run must still be a barrier.
+TEST(ThreadPoolTest, OversubscribedSlotsRunOnceWhoeverClaimsThem) {
+  const int n_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::atomic<bool> done{false};
+  std::vector<std::thread> hogs;
+  for (int i = 0; i < 2 * n_cores; ++i) {
+    hogs.emplace_back([&] {
+      while (!done.load(std::memory_order_relaxed)) {
+      }
+    });
+  }
+  ThreadPool pool(3);
+  std::vector<std::atomic<int>> hits(3);
+  std::atomic<int> counter{0};
+  for (int region = 0; region < 3000; ++region) {
+    pool.Run([&](int ith, int) {
+      hits[ith].fetch_add(1);
+      counter.fetch_add(1);
+    });
+    ASSERT_EQ(counter.load(), 3 * (region + 1));
+  }
+  done.store(true);
+  for (std::thread& t : hogs) t.join();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(hits[i].load(), 3000) << "slot " << i;
+}
+
 TEST(ThreadPoolTest, ParallelForCoversEachIndexOnce) {
   ThreadPool pool(3);
   for (int64_t n : {0, 1, 2, 3, 7, 100, 1001}) {
