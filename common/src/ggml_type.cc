@@ -14,7 +14,7 @@ struct Entry {
 };
 
 // Sizes are ggml's (ggml-common.h): block_size elements packed in type_size bytes.
-constexpr std::array<Entry, 20> kTypes = {{
+constexpr std::array<Entry, 24> kTypes = {{
     {GgmlType::kF32, {"f32", 1, 4}},
     {GgmlType::kF16, {"f16", 1, 2}},
     {GgmlType::kQ4_0, {"q4_0", 32, 18}},
@@ -29,12 +29,16 @@ constexpr std::array<Entry, 20> kTypes = {{
     {GgmlType::kQ5_K, {"q5_K", 256, 176}},
     {GgmlType::kQ6_K, {"q6_K", 256, 210}},
     {GgmlType::kQ8_K, {"q8_K", 256, 292}},
+    {GgmlType::kIQ4_NL, {"iq4_nl", 32, 18}},
+    {GgmlType::kIQ4_XS, {"iq4_xs", 256, 136}},
     {GgmlType::kI8, {"i8", 1, 1}},
     {GgmlType::kI16, {"i16", 1, 2}},
     {GgmlType::kI32, {"i32", 1, 4}},
     {GgmlType::kI64, {"i64", 1, 8}},
     {GgmlType::kF64, {"f64", 1, 8}},
     {GgmlType::kBF16, {"bf16", 1, 2}},
+    {GgmlType::kTQ1_0, {"tq1_0", 256, 54}},
+    {GgmlType::kTQ2_0, {"tq2_0", 256, 66}},
 }};
 
 }  // namespace

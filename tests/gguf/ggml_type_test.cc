@@ -24,6 +24,8 @@ TEST(GgmlTypeTest, TraitsMatchGgml) {
       {GgmlType::kQ8_K, "q8_K", 256, 292}, {GgmlType::kI8, "i8", 1, 1},
       {GgmlType::kI16, "i16", 1, 2},      {GgmlType::kI32, "i32", 1, 4},
       {GgmlType::kI64, "i64", 1, 8},      {GgmlType::kF64, "f64", 1, 8},
+      {GgmlType::kIQ4_NL, "iq4_nl", 32, 18}, {GgmlType::kIQ4_XS, "iq4_xs", 256, 136},
+      {GgmlType::kTQ1_0, "tq1_0", 256, 54}, {GgmlType::kTQ2_0, "tq2_0", 256, 66},
   };
   for (const Expected& e : kAll) {
     auto t = ggml_type_traits(e.type);
@@ -37,7 +39,7 @@ TEST(GgmlTypeTest, TraitsMatchGgml) {
 }
 
 TEST(GgmlTypeTest, UnknownNumbersHaveNoTraits) {
-  for (uint32_t n : {4u, 5u, 16u, 17u, 23u, 29u, 31u, 39u, 1000u, 0xFFFFFFFFu}) {
+  for (uint32_t n : {4u, 5u, 16u, 17u, 21u, 22u, 29u, 31u, 36u, 39u, 1000u, 0xFFFFFFFFu}) {
     EXPECT_FALSE(ggml_type_traits(n).has_value()) << n;
   }
 }

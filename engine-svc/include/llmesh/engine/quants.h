@@ -102,7 +102,38 @@ struct block_q8_K {
   int16_t bsums[kQK_K / 16];
 };
 
+// Non-linear 4-bit: x = d * kValuesIq4nl[q], q a nibble laid out as q4_0's.
+struct block_iq4_nl {
+  ggml_half d;
+  uint8_t qs[kQK / 2];
+};
+// 8 groups of 32: x = d * (ls - 32) * kValuesIq4nl[q], ls 6-bit (low 4 bits
+// in scales_l, high 2 in scales_h); nibbles per group as in block_iq4_nl.
+struct block_iq4_xs {
+  ggml_half d;
+  uint16_t scales_h;
+  uint8_t scales_l[kQK_K / 64];
+  uint8_t qs[kQK_K / 2];
+};
+// Ternary, x = d * (t - 1), t in {0, 1, 2}: 5 trits per byte in qs (240
+// weights), 4 per byte in qh (16 weights), each byte a base-3 fixed-point
+// fraction (ggml-quants.c, dequantize_row_tq1_0).
+struct block_tq1_0 {
+  uint8_t qs[(kQK_K - 4 * kQK_K / 64) / 5];
+  uint8_t qh[kQK_K / 64];
+  ggml_half d;
+};
+// Ternary, x = d * (q - 1), q 2-bit.
+struct block_tq2_0 {
+  uint8_t qs[kQK_K / 4];
+  ggml_half d;
+};
+
 static_assert(sizeof(block_q4_0) == 18);
+static_assert(sizeof(block_iq4_nl) == 18);
+static_assert(sizeof(block_iq4_xs) == 136);
+static_assert(sizeof(block_tq1_0) == 54);
+static_assert(sizeof(block_tq2_0) == 66);
 static_assert(sizeof(block_q4_1) == 20);
 static_assert(sizeof(block_q5_0) == 22);
 static_assert(sizeof(block_q5_1) == 24);
