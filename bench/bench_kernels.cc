@@ -108,7 +108,7 @@ void Register() {
                      GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K}) {
     const std::string name(gguf::ggml_type_name(t));
     for (bool packed : {false, true}) {
-      // Packed rows (weight_pack.h) exist for Q4_0, Q8_0 and Q6_K on AVX-512 VNNI.
+      // Packed rows (weight_pack.h) exist for Q4_0, Q8_0 and Q4_K..Q6_K on AVX-512 VNNI.
       if (packed && !WantsPacking(WeightView{t, 256, 16, nullptr, 0})) continue;
       const std::string suffix = packed ? "/packed" : "";
       for (int64_t n_tok : {1, 4, 16, 32}) {

@@ -22,8 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels.h"
-#include "packed_layout.h"
+#include "packed_kernels.h"
 
 namespace llmesh::engine::internal {
 namespace {
@@ -86,29 +85,6 @@ __attribute__((target("avx2"))) void InterleaveActs(int T, int64_t n, const uint
   }
 }
 
-// Q6_K's activations (kQ8K rows, block_q8_K per 256) interleaved likewise,
-// per superblock (ActBytesQ8K(T) bytes):
-//   int32 q[64][T]   bytes 4k..4k+3 of row t's superblock
-//   float d[T]
-//   int32 c[16][T]   -32 * the sum of sub-block j (block_q8_K's bsums)
-constexpr size_t ActBytesQ8K(int T) { return 324 * static_cast<size_t>(T); }
-
-void InterleaveActsQ8K(int T, int64_t n, const uint8_t* x, size_t x_stride, uint8_t* out) {
-  const int64_t nsb = n / kQK_K;
-  for (int t = 0; t < T; ++t) {
-    const auto* blk = reinterpret_cast<const block_q8_K*>(x + t * x_stride);
-    for (int64_t s = 0; s < nsb; ++s) {
-      uint8_t* o = out + s * ActBytesQ8K(T);
-      for (int k = 0; k < 64; ++k) std::memcpy(o + 4 * (k * T + t), blk[s].qs + 4 * k, 4);
-      std::memcpy(o + 256 * T + 4 * t, &blk[s].d, 4);
-      for (int j = 0; j < 16; ++j) {
-        const int32_t c = -PackedBias(GgmlType::kQ6_K) * blk[s].bsums[j];
-        std::memcpy(o + 4 * (65 + j) * T + 4 * t, &c, 4);
-      }
-    }
-  }
-}
-
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,fma,f16c")
 
@@ -125,25 +101,6 @@ inline void DecodeBlock(const uint8_t* qs, __m512i v[8]) {
   } else {
     for (int k = 0; k < 8; ++k) v[k] = _mm512_load_si512(qs + 64 * k);
   }
-}
-
-inline __m512i BroadcastI32(const uint8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
-// vpdpbusd with its activation operand broadcast from memory ({1to16}).
-// GCC emits a separate vpbroadcastd per product instead: 64 more
-// instructions per block and 8 rows, ~7% of a 16-row batch's matmul time.
-inline __m512i DpbusdBroadcast(__m512i acc, __m512i v, const uint8_t* p) {
-  using I32 = int32_t __attribute__((may_alias));
-  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(v), "m"(*reinterpret_cast<const I32*>(p)));
-  return acc;
-}
-inline __m512 BroadcastF32(const uint8_t* p) {
-  float v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_ps(v);
 }
 
 // G groups (16G rows, `stride` bytes apart) x T interleaved activation rows;
@@ -201,61 +158,7 @@ void PackedKernel(int64_t n, const uint8_t* group, size_t stride, const uint8_t*
     for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + g * kPackRows + t * ldy, acc[g][t]);
 }
 
-// Q6_K: 16 rows x T activation rows. Per 16-weight sub-block j, 4 vpdpbusd
-// from the bias -32 * sum(x), times the rows' int8 scales (vpmulld), summed
-// over the superblock in int32 as the GGUF-row kernels do, so batches and
-// single-token decode give the same logits; then one float scale per
-// superblock. |sum| <= 16 * 127 * 32 * 16 * 127 < 2^31.
-template <int T>
-void PackedKernelQ6K(int64_t n, const uint8_t* group, const uint8_t* acts, float* y, int64_t ldy) {
-  const int64_t nsb = n / kQK_K;
-  const auto* sc = reinterpret_cast<const int8_t*>(group + nsb * kQ6KQsBytes);
-  const auto* d = reinterpret_cast<const uint16_t*>(group + nsb * (kQ6KQsBytes + kQ6KScBytes));
-  __m512 acc[T];
-  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-  for (int64_t s = 0; s < nsb; ++s) {
-    const uint8_t* a = acts + s * ActBytesQ8K(T);
-    const uint8_t* qs = group + s * kQ6KQsBytes;
-    __m512i tot[T];
-    for (int t = 0; t < T; ++t) tot[t] = _mm512_setzero_si512();
-    for (int j = 0; j < 16; ++j) {  // hot loop
-      const __m512i scj =
-          _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(sc + s * kQ6KScBytes + 16 * j)));
-      __m512i isum[T];
-      for (int t = 0; t < T; ++t) isum[t] = BroadcastI32(a + 4 * (65 + j) * T + 4 * t);
-      for (int i = 0; i < 4; ++i) {
-        const __m512i v = _mm512_load_si512(qs + 64 * (4 * j + i));
-        for (int t = 0; t < T; ++t) isum[t] = DpbusdBroadcast(isum[t], v, a + 4 * ((4 * j + i) * T + t));
-      }
-      for (int t = 0; t < T; ++t) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(isum[t], scj));
-    }
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + s * kPackRows)));
-    for (int t = 0; t < T; ++t) {
-      const __m512 dwx = _mm512_mul_ps(dw, BroadcastF32(a + 256 * T + 4 * t));
-      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[t]), dwx, acc[t]);
-    }
-  }
-  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
-}
-
 #pragma GCC pop_options
-
-// The nt activation rows as runs of 8, then one of 4, 2 and 1 as the count
-// needs, each interleaved into the thread's scratch by `interleave(T, x, out)`
-// (`bytes_per_row`: one row's interleaved bytes).
-template <class Interleave>
-PackedActs SplitRuns(const uint8_t* x, size_t xs, int nt, size_t bytes_per_row, Interleave interleave) {
-  PackedActs runs;
-  uint8_t* scratch = ThreadScratch<kScratchPackedActs>(bytes_per_row * nt);
-  for (int t = 0, size = 8; t < nt;) {
-    while (t + size > nt) size /= 2;
-    runs.run[runs.n_runs++] = {t, size, scratch};
-    interleave(size, x + t * xs, scratch);
-    scratch += bytes_per_row * size;
-    t += size;
-  }
-  return runs;
-}
 
 template <GgmlType kType>
 PackedActs Interleave(int64_t n, const uint8_t* x, size_t xs, int nt) {
@@ -263,62 +166,19 @@ PackedActs Interleave(int64_t n, const uint8_t* x, size_t xs, int nt) {
                    [&](int T, const uint8_t* xt, uint8_t* out) { InterleaveActs<kType>(T, n, xt, xs, out); });
 }
 
-PackedActs InterleaveQ8K(int64_t n, const uint8_t* x, size_t xs, int nt) {
-  return SplitRuns(x, xs, nt, ActBytesQ8K(1) * (n / kQK_K),
-                   [&](int T, const uint8_t* xt, uint8_t* out) { InterleaveActsQ8K(T, n, xt, xs, out); });
-}
-
-// The kernels of a type as K::Run<T>(n, group, stride, acts, y, ldy), one
-// group against a run of T rows.
+// One group's kernel against a run of T rows; decode runs 4 groups, 4
+// memory streams at once (see PackedKernel).
 template <GgmlType kType>
 struct Kernel32 {
-  template <int T>
+  template <int G, int T>
   static void Run(int64_t n, const uint8_t* group, size_t stride, const uint8_t* acts, float* y, int64_t ldy) {
-    PackedKernel<kType, 1, T>(n, group, stride, acts, y, ldy);
+    PackedKernel<kType, G, T>(n, group, stride, acts, y, ldy);
   }
 };
-struct KernelQ6K {
-  template <int T>
-  static void Run(int64_t n, const uint8_t* group, size_t, const uint8_t* acts, float* y, int64_t ldy) {
-    PackedKernelQ6K<T>(n, group, acts, y, ldy);
-  }
-};
-
-// Groups [g, seg.g1) against every run, group-major: a group's weights stay
-// in L1/L2 across the runs.
-template <GgmlType kType, class K>
-void WalkGroups(int64_t n, const PackedSegment& seg, const PackedActs& acts, int64_t g) {
-  const size_t stride = PackedGroupStride(kType, n);
-  for (; g < seg.g1; ++g) {
-    const uint8_t* group = seg.packed + g * stride;
-    for (int i = 0; i < acts.n_runs; ++i) {
-      const PackedRun& r = acts.run[i];
-      float* y = seg.y + (g - seg.g0) * kPackRows + r.t0 * seg.ldy;
-      switch (r.T) {
-        case 8: K::template Run<8>(n, group, stride, r.acts, y, seg.ldy); break;
-        case 4: K::template Run<4>(n, group, stride, r.acts, y, seg.ldy); break;
-        case 2: K::template Run<2>(n, group, stride, r.acts, y, seg.ldy); break;
-        default: K::template Run<1>(n, group, stride, r.acts, y, seg.ldy); break;
-      }
-    }
-  }
-}
 
 template <GgmlType kType>
 void Groups(int64_t n, const PackedSegment& seg, const PackedActs& acts) {
-  int64_t g = seg.g0;
-  if (acts.n_runs == 1 && acts.run[0].T == 1) {  // decode: 4 groups, 4 memory streams at once
-    constexpr int kDecodeGroups = 4;
-    const size_t stride = PackedGroupStride(kType, n);
-    for (; g + kDecodeGroups <= seg.g1; g += kDecodeGroups)
-      PackedKernel<kType, kDecodeGroups, 1>(n, seg.packed + g * stride, stride, acts.run[0].acts,
-                                            seg.y + (g - seg.g0) * kPackRows, seg.ldy);
-  }
-  WalkGroups<kType, Kernel32<kType>>(n, seg, acts, g);
-}
-
-void GroupsQ6K(int64_t n, const PackedSegment& seg, const PackedActs& acts) {
-  WalkGroups<GgmlType::kQ6_K, KernelQ6K>(n, seg, acts, seg.g0);
+  WalkGroups<kType, Kernel32<kType>, 4>(n, seg, acts);
 }
 
 }  // namespace
@@ -327,8 +187,7 @@ PackedKernels Avx512VnniPacked(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_0: return {&Interleave<GgmlType::kQ4_0>, &Groups<GgmlType::kQ4_0>};
     case GgmlType::kQ8_0: return {&Interleave<GgmlType::kQ8_0>, &Groups<GgmlType::kQ8_0>};
-    case GgmlType::kQ6_K: return {&InterleaveQ8K, &GroupsQ6K};
-    default: return {nullptr, nullptr};
+    default: return Avx512VnniPackedK(type);
   }
 }
 

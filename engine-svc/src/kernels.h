@@ -133,6 +133,7 @@ TileFn Avx512VnniKTile(GgmlType type);  // the K-quants (dot_avx512_kquants.cc)
 TileFn Avx2KTile(GgmlType type);        // the K-quants (dot_avx2_kquants.cc)
 // dot_avx512_packed.cc; nullptr members for a type without a packed layout.
 PackedKernels Avx512VnniPacked(GgmlType type);
+PackedKernels Avx512VnniPackedK(GgmlType type);  // dot_avx512_packed_k.cc
 bool CpuHasAvx512Bf16();
 // SIMD activation quantizers (kQ8 and kQ8K; other kinds go to the scalar
 // one). Bit-identical to QuantizeActScalar.

@@ -191,8 +191,7 @@ void MatMulMany(ThreadPool& pool, std::span<const WeightView* const> ws, const f
   if (n_tok <= 0 || ws.empty()) return;
   const SimdLevel level = ActiveSimdLevel();
   const WeightView& w0 = *ws[0];
-  bool packed = level >= SimdLevel::kAvx512Vnni &&
-                (n_tok > 1 || internal::PackedForDecode(w0.type));
+  bool packed = level >= SimdLevel::kAvx512Vnni;
   for (const WeightView* w : ws) {
     packed = packed && w->packed != nullptr && w->type == w0.type && w->n_in == w0.n_in;
   }

@@ -52,42 +52,88 @@ void PackBlockQ8_0(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs
   }
 }
 
-// Superblock s of 16 Q6_K rows: weights whole (u = q, 0..63), scales by
-// sub-block. Element e of a superblock: low nibble from ql, high 2 bits from
-// qh, as in dequantize_row_q6_K.
-void PackSuperblockQ6K(const uint8_t* rows, size_t row_bytes, int64_t s, uint8_t* qs, int8_t* sc, ggml_half* d) {
-  for (int r = 0; r < kPackRows; ++r) {
-    const block_q6_K& blk = reinterpret_cast<const block_q6_K*>(rows + r * row_bytes)[s];
-    d[r] = blk.d;
-    for (int j = 0; j < 16; ++j) sc[16 * j + r] = blk.scales[j];
+// The 256 weights of superblock s of a K-quant row as unsigned integers
+// (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63), as the reference dequantizers read them.
+void UnpackSuperblockK(GgmlType type, const uint8_t* row, int64_t s, uint8_t u[kQK_K]) {
+  if (type == GgmlType::kQ6_K) {
+    const block_q6_K& b = reinterpret_cast<const block_q6_K*>(row)[s];
     for (int e = 0; e < kQK_K; ++e) {
       const int h = e / 128, c = (e % 128) / 32, l = e % 32;
-      const int lo = (blk.ql[64 * h + 32 * (c & 1) + l] >> (4 * (c >> 1))) & 0xF;
-      const int hi = (blk.qh[32 * h + l] >> (2 * c)) & 3;
-      qs[64 * (e / 4) + 4 * r + e % 4] = static_cast<uint8_t>(lo | (hi << 4));
+      const int lo = (b.ql[64 * h + 32 * (c & 1) + l] >> (4 * (c >> 1))) & 0xF;
+      u[e] = static_cast<uint8_t>(lo | ((b.qh[32 * h + l] >> (2 * c)) & 3) << 4);
     }
+    return;
+  }
+  // Q4_K/Q5_K: chunk c of 64 weights: low nibbles of qs[32c..] then high ones.
+  const uint8_t* qs = type == GgmlType::kQ4_K ? reinterpret_cast<const block_q4_K*>(row)[s].qs
+                                              : reinterpret_cast<const block_q5_K*>(row)[s].qs;
+  for (int e = 0; e < kQK_K; ++e) u[e] = (qs[32 * (e / 64) + e % 32] >> (4 * (e % 64 / 32))) & 0xF;
+  if (type == GgmlType::kQ5_K) {
+    const uint8_t* qh = reinterpret_cast<const block_q5_K*>(row)[s].qh;
+    for (int e = 0; e < kQK_K; ++e) u[e] |= ((qh[e % 32] >> (e / 32)) & 1) << 4;
   }
 }
 
-void PackGroupsQ6K(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
+// Superblock s of 16 K-quant rows into one record (packed_layout.h).
+void PackSuperblockK(GgmlType type, const uint8_t* rows, size_t row_bytes, int64_t s, uint8_t* rec) {
+  uint8_t* hi = rec + internal::KHiOffset();
+  uint8_t* sc = rec + internal::KScOffset(type);
+  auto* d = reinterpret_cast<ggml_half*>(rec + internal::KDOffset(type));
+  std::memset(rec, 0, internal::KRecordBytes(type));  // hi bits are or-ed in; padding
+  for (int r = 0; r < kPackRows; ++r) {
+    const uint8_t* row = rows + r * row_bytes;
+    uint8_t u[kQK_K];
+    UnpackSuperblockK(type, row, s, u);
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* w = u + 32 * j;
+      for (int i = 0; i < 4; ++i)
+        for (int k = 0; k < 4; ++k) {
+          rec[256 * j + 64 * i + 4 * r + k] = static_cast<uint8_t>((w[8 * i + k] & 0xF) | (w[8 * i + 4 + k] & 0xF) << 4);
+          uint8_t* lane = hi + internal::KHiBytes(type) * j + 4 * r;
+          if (type == GgmlType::kQ5_K) {
+            const uint32_t bits = (w[8 * i + k] >> 4) << (8 * k + i) | (w[8 * i + 4 + k] >> 4) << (8 * k + 4 + i);
+            uint32_t v;
+            std::memcpy(&v, lane, 4);
+            v |= bits;
+            std::memcpy(lane, &v, 4);
+          } else if (type == GgmlType::kQ6_K) {  // vector i / 2, byte k: tops of weights 16h+k, +4, +8, +12
+            lane[64 * (i / 2) + k] |= static_cast<uint8_t>((w[8 * i + k] >> 4) << (4 * (i % 2)) |
+                                                           (w[8 * i + 4 + k] >> 4) << (4 * (i % 2) + 2));
+          }
+        }
+    }
+    if (type == GgmlType::kQ6_K) {
+      const block_q6_K& b = reinterpret_cast<const block_q6_K*>(row)[s];
+      for (int j = 0; j < 16; ++j) sc[16 * j + r] = static_cast<uint8_t>(b.scales[j]);
+      d[r] = b.d;
+      continue;
+    }
+    const bool q4 = type == GgmlType::kQ4_K;
+    const uint8_t* scales = q4 ? reinterpret_cast<const block_q4_K*>(row)[s].scales
+                               : reinterpret_cast<const block_q5_K*>(row)[s].scales;
+    for (int j = 0; j < 8; ++j) get_scale_min_k4(j, scales, &sc[16 * j + r], &sc[128 + 16 * j + r]);
+    d[r] = q4 ? reinterpret_cast<const block_q4_K*>(row)[s].d : reinterpret_cast<const block_q5_K*>(row)[s].d;
+    d[kPackRows + r] =
+        q4 ? reinterpret_cast<const block_q4_K*>(row)[s].dmin : reinterpret_cast<const block_q5_K*>(row)[s].dmin;
+  }
+}
+
+void PackGroupsK(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
   const size_t stride = internal::PackedGroupStride(w.type, w.n_in);
   const int64_t nsb = w.n_in / kQK_K;
-  const size_t used = static_cast<size_t>(nsb) * (internal::kQ6KQsBytes + internal::kQ6KScBytes + 2 * kPackRows);
+  const size_t used = static_cast<size_t>(nsb) * internal::KRecordBytes(w.type);
   for (int64_t g = g0; g < g1; ++g) {
     const uint8_t* rows = static_cast<const uint8_t*>(w.data) + g * kPackRows * w.row_bytes;
     uint8_t* group = out + g * stride;
-    auto* sc = reinterpret_cast<int8_t*>(group + nsb * internal::kQ6KQsBytes);
-    auto* d = reinterpret_cast<ggml_half*>(group + nsb * (internal::kQ6KQsBytes + internal::kQ6KScBytes));
     for (int64_t s = 0; s < nsb; ++s) {
-      PackSuperblockQ6K(rows, w.row_bytes, s, group + s * internal::kQ6KQsBytes, sc + s * internal::kQ6KScBytes,
-                        d + s * kPackRows);
+      PackSuperblockK(w.type, rows, w.row_bytes, s, group + s * internal::KRecordBytes(w.type));
     }
     std::memset(group + used, 0, stride - used);
   }
 }
 
 void PackGroups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
-  if (w.type == GgmlType::kQ6_K) return PackGroupsQ6K(w, g0, g1, out);
+  if (internal::IsPackedK(w.type)) return PackGroupsK(w, g0, g1, out);
   const size_t stride = internal::PackedGroupStride(w.type, w.n_in);
   const int qs_bytes = internal::PackedQsBytes(w.type);
   const int64_t nb = w.n_in / kQK;
@@ -114,7 +160,7 @@ void PackedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
 bool WantsPacking(const WeightView& w) {
   static const bool disabled = std::getenv("LLMESH_NO_REPACK") != nullptr;
   return !disabled && internal::HasPackedLayout(w.type) && w.n_out % kPackRows == 0 &&
-         w.n_in % (w.type == GgmlType::kQ6_K ? kQK_K : kQK) == 0 &&
+         w.n_in % (internal::IsPackedK(w.type) ? kQK_K : kQK) == 0 &&
          w.packed == nullptr && DetectedSimdLevel() >= SimdLevel::kAvx512Vnni;
 }
 
@@ -136,7 +182,7 @@ void PackedWeights::Pack(WeightView* w, const gguf::GgufFile* source) {
   buffers_.emplace_back(buf);
   bytes_ += total;
   w->packed = buf;
-  if (source != nullptr && internal::PackedForDecode(w->type)) {
+  if (source != nullptr) {
     source->DropPages(w->data, w->row_bytes * static_cast<size_t>(w->n_out));
   }
 }

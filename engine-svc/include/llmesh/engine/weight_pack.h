@@ -15,10 +15,10 @@
 
 namespace llmesh::engine {
 
-// Whether PackedWeights::Pack would pack `w` on this CPU: Q4_0 / Q8_0 / Q6_K
-// matrices with a multiple of 16 rows (Q6_K's packed copy serves batches
-// only; single-token decode reads its GGUF rows), AVX-512 VNNI detected, and
-// LLMESH_NO_REPACK unset in the environment (for A/B measurements).
+// Whether PackedWeights::Pack would pack `w` on this CPU: Q4_0 / Q8_0 /
+// Q4_K / Q5_K / Q6_K matrices with a multiple of 16 rows, AVX-512 VNNI
+// detected, and LLMESH_NO_REPACK unset in the environment (for A/B
+// measurements).
 bool WantsPacking(const WeightView& w);
 
 // Owns packed copies; lives as long as the views that point into it.
@@ -26,7 +26,7 @@ class PackedWeights {
  public:
   // Packs `w` in place (sets w->packed) when WantsPacking(*w). With the
   // `source` file that `w` views, the original rows' pages are then dropped
-  // from memory where decode no longer reads them (they fault back in if a reference path reads them), so a
+  // from memory (they fault back in if a reference path reads them), so a
   // packed model is resident once, not twice.
   void Pack(WeightView* w, const gguf::GgufFile* source = nullptr);
   size_t bytes() const { return bytes_; }
