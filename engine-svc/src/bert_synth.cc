@@ -133,7 +133,8 @@ absl::Status SynthesizeBertModel(const BertSynthOptions& opts, const std::string
 
   gguf::GgufWriter w;
   const std::string a = "bert";
-  internal::SetGeneralKeys(w, a, absl::StrCat("synth ", sh.name, bow ? " bag-of-words" : ""), opts.type);
+  const QuantMix mix{opts.type};
+  internal::SetGeneralKeys(w, a, absl::StrCat("synth ", sh.name, bow ? " bag-of-words" : ""), mix);
   w.SetU32(a + ".context_length", static_cast<uint32_t>(sh.n_ctx));
   w.SetU32(a + ".embedding_length", static_cast<uint32_t>(sh.n_embd));
   w.SetU32(a + ".feed_forward_length", static_cast<uint32_t>(sh.n_ff));
@@ -186,8 +187,8 @@ absl::Status SynthesizeBertModel(const BertSynthOptions& opts, const std::string
       type = float_request ? opts.type : GgmlType::kF16;
     } else {
       // No output matrix: token_embd is treated as one, as llama.cpp does.
-      type = ChooseTensorType(t.name, static_cast<int>(t.dims.size()), t.dims[0], opts.type,
-                              /*tied_output=*/true, opts.pure);
+      const MixModel model{static_cast<int>(sh.n_layer), 1, 0, /*tied_output=*/true};
+      type = ChooseTensorType(mix, model, t.name, static_cast<int>(t.dims.size()), t.dims[0], opts.pure);
     }
     if (auto s = w.DeclareTensor(t.name, type, t.dims); !s.ok()) return s;
     total += w.tensors().back().nbytes;

@@ -19,77 +19,10 @@ bool IsFloatType(GgmlType t) {
   return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16;
 }
 
-int64_t BlockSize(GgmlType t) { return gguf::ggml_type_traits(t)->block_size; }
-
 // Rows per parallel group: about 8 MiB of floats, at least one row.
 int64_t RowsPerGroup(int64_t n_in) { return std::max<int64_t>(1, (int64_t{2} << 20) / n_in); }
 
 }  // namespace
-
-GgmlType ChooseTensorType(std::string_view name, int n_dims, int64_t n_in, GgmlType requested,
-                          bool tied_output, bool pure) {
-  if (n_dims < 2) return GgmlType::kF32;
-  GgmlType t = requested;
-  const bool is_output = name == "output.weight" || (tied_output && name == "token_embd.weight");
-  if (!pure && is_output && !IsFloatType(requested) && requested != GgmlType::kQ8_0) {
-    t = GgmlType::kQ6_K;  // llama.cpp keeps the lm head at higher precision
-  }
-  if (n_in % BlockSize(t) != 0) {
-    switch (t) {
-      case GgmlType::kQ2_K:
-      case GgmlType::kQ3_K:
-        t = GgmlType::kQ4_0;
-        break;
-      case GgmlType::kQ4_K:
-        t = GgmlType::kQ5_0;
-        break;
-      case GgmlType::kQ5_K:
-        t = GgmlType::kQ5_1;
-        break;
-      case GgmlType::kQ6_K:
-        t = GgmlType::kQ8_0;
-        break;
-      default:
-        break;
-    }
-    if (n_in % BlockSize(t) != 0) t = GgmlType::kF16;
-  }
-  return t;
-}
-
-uint32_t FileTypeFor(GgmlType type) {
-  // llama.h enum llama_ftype; K types map to their _M mixes, the closest.
-  switch (type) {
-    case GgmlType::kF32:
-      return 0;
-    case GgmlType::kF16:
-      return 1;
-    case GgmlType::kQ4_0:
-      return 2;
-    case GgmlType::kQ4_1:
-      return 3;
-    case GgmlType::kQ8_0:
-      return 7;
-    case GgmlType::kQ5_0:
-      return 8;
-    case GgmlType::kQ5_1:
-      return 9;
-    case GgmlType::kQ2_K:
-      return 10;
-    case GgmlType::kQ3_K:
-      return 12;
-    case GgmlType::kQ4_K:
-      return 15;
-    case GgmlType::kQ5_K:
-      return 17;
-    case GgmlType::kQ6_K:
-      return 18;
-    case GgmlType::kBF16:
-      return 32;
-    default:
-      return 0;
-  }
-}
 
 absl::Status WriteConvertedRows(ThreadPool& pool, GgmlType type, int64_t n_in, int64_t n_rows,
                                 const RowFn& make_row, gguf::TensorSink& sink,
@@ -123,6 +56,28 @@ absl::Status WriteConvertedRows(ThreadPool& pool, GgmlType type, int64_t n_in, i
   return absl::OkStatus();
 }
 
+namespace {
+
+// What llama.cpp's rules read from the model's hyperparameters.
+MixModel MixModelOf(const gguf::GgufFile& src) {
+  MixModel m;
+  m.tied_output = src.FindTensor("output.weight") == nullptr;
+  auto arch_or = src.GetString("general.architecture");
+  if (!arch_or.ok()) return m;
+  const std::string arch(*arch_or);
+  auto u32 = [&](std::string_view key) {
+    auto v = src.GetU32(absl::StrCat(arch, ".", std::string(key)));
+    return v.ok() ? static_cast<int>(*v) : 0;
+  };
+  m.n_layer = u32("block_count");
+  const int n_head = u32("attention.head_count"), n_head_kv = u32("attention.head_count_kv");
+  m.n_gqa = n_head > 0 && n_head_kv > 0 ? n_head / n_head_kv : 1;
+  m.n_expert = u32("expert_count");
+  return m;
+}
+
+}  // namespace
+
 absl::Status QuantizeModel(const std::string& in_path, const std::string& out_path,
                            const QuantizeOptions& opts) {
   if (!IsSupportedType(opts.type) || opts.type == GgmlType::kQ8_1 || opts.type == GgmlType::kQ8_K) {
@@ -133,17 +88,18 @@ absl::Status QuantizeModel(const std::string& in_path, const std::string& out_pa
   auto in = gguf::GgufFile::Open(in_path);
   if (!in.ok()) return in.status();
   const gguf::GgufFile& src = **in;
-  const bool tied = src.FindTensor("output.weight") == nullptr;
+  const QuantMix mix{opts.type, opts.size};
+  const MixModel model = MixModelOf(src);
 
   gguf::GgufWriter w;
   if (auto s = w.CopyMetadata(src); !s.ok()) return s;
-  w.SetU32("general.file_type", FileTypeFor(opts.type));
-  if (!IsFloatType(opts.type)) w.SetU32("general.quantization_version", 2);
+  w.SetU32("general.file_type", mix.FileType());
+  if (mix.quantized()) w.SetU32("general.quantization_version", 2);
 
   std::vector<GgmlType> types;
   size_t total = 0;
   for (const gguf::TensorInfo& t : src.tensors()) {
-    const GgmlType dst = ChooseTensorType(t.name, t.n_dims, t.ne[0], opts.type, tied, opts.pure);
+    const GgmlType dst = ChooseTensorType(mix, model, t.name, t.n_dims, t.ne[0], opts.pure);
     if (dst != t.type && !IsFloatType(t.type)) {
       // Requantizing compounds the error; llama.cpp refuses it by default too.
       return absl::InvalidArgumentError(absl::StrCat(

@@ -123,7 +123,8 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
   const int64_t n_kv = sh.n_head_kv * head_dim;
 
   gguf::GgufWriter w;
-  internal::SetGeneralKeys(w, a, absl::StrCat("synth ", sh.name), opts.type);
+  const QuantMix mix{opts.type, opts.size};
+  internal::SetGeneralKeys(w, a, absl::StrCat("synth ", sh.name), mix);
   w.SetU32(a + ".context_length", static_cast<uint32_t>(sh.n_ctx));
   w.SetU32(a + ".embedding_length", static_cast<uint32_t>(sh.n_embd));
   w.SetU32(a + ".block_count", static_cast<uint32_t>(sh.n_layer));
@@ -232,8 +233,8 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
 
   size_t total = 0;
   for (const SynthTensor& t : ts) {
-    const GgmlType type = ChooseTensorType(t.name, static_cast<int>(t.dims.size()), t.dims[0],
-                                           opts.type, sh.tied_output, opts.pure);
+    const MixModel model{static_cast<int>(sh.n_layer), static_cast<int>(sh.n_head / sh.n_head_kv), 0, sh.tied_output};
+    const GgmlType type = ChooseTensorType(mix, model, t.name, static_cast<int>(t.dims.size()), t.dims[0], opts.pure);
     if (auto s = w.DeclareTensor(t.name, type, t.dims); !s.ok()) return s;
     total += w.tensors().back().nbytes;
   }

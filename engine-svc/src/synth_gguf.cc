@@ -18,13 +18,11 @@ absl::Status CheckSynthType(GgmlType type) {
   return absl::OkStatus();
 }
 
-void SetGeneralKeys(gguf::GgufWriter& w, const std::string& arch, const std::string& name, GgmlType type) {
+void SetGeneralKeys(gguf::GgufWriter& w, const std::string& arch, const std::string& name, const QuantMix& mix) {
   w.SetString("general.architecture", arch);
   w.SetString("general.name", name);
-  w.SetU32("general.file_type", FileTypeFor(type));
-  if (type != GgmlType::kF32 && type != GgmlType::kF16 && type != GgmlType::kBF16) {
-    w.SetU32("general.quantization_version", 2);
-  }
+  w.SetU32("general.file_type", mix.FileType());
+  if (mix.quantized()) w.SetU32("general.quantization_version", 2);
 }
 
 absl::Status CopyTokenizerKeys(const gguf::GgufFile& vocab, gguf::GgufWriter& w, int64_t pad_to) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "llmesh/engine/model_quantize.h"
+#include "llmesh/engine/quant_mix.h"
 #include "llmesh/gguf/gguf_file.h"
 #include "llmesh/gguf/gguf_writer.h"
 
@@ -41,8 +42,8 @@ absl::StatusOr<Shape> ShapeByName(std::span<const Shape> shapes, std::string_vie
 absl::Status CheckSynthType(gguf::GgmlType type);
 
 // general.architecture, general.name, general.file_type and, for a
-// quantized type, general.quantization_version.
-void SetGeneralKeys(gguf::GgufWriter& w, const std::string& arch, const std::string& name, gguf::GgmlType type);
+// quantized mix, general.quantization_version.
+void SetGeneralKeys(gguf::GgufWriter& w, const std::string& arch, const std::string& name, const QuantMix& mix);
 
 // Copies every tokenizer.* key of `vocab`; with pad_to above its size, the
 // per-token arrays are padded with control tokens up to pad_to.

@@ -1,4 +1,5 @@
-// `llmesh quantize IN OUT TYPE`: convert an F32/F16/BF16 model to another type.
+// `llmesh quantize IN OUT TYPE`: convert an F32/F16/BF16 model to a llama.cpp
+// file type (a tensor type, or a mix such as Q4_K_M).
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -18,22 +19,25 @@ void RegisterQuantizeCommands(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
-      "quantize", "Convert an F32/F16/BF16 GGUF model to TYPE (norms stay F32, like llama.cpp)");
+      "quantize", "Convert an F32/F16/BF16 GGUF model to TYPE, tensor types chosen as llama-quantize does");
   cmd->add_option("IN", a->in, "Source GGUF model")->required();
   cmd->add_option("OUT", a->out, "Destination GGUF file")->required();
-  cmd->add_option("TYPE", a->type, "Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K F16 BF16 F32")
+  cmd->add_option("TYPE", a->type,
+                  "Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL "
+                  "IQ4_XS TQ1_0 TQ2_0 F16 BF16 F32 (Q3_K, Q4_K, Q5_K: the _M mixes)")
       ->required();
-  cmd->add_flag("--pure", a->pure, "Every matrix gets TYPE (no Q6_K output layer)");
+  cmd->add_flag("--pure", a->pure, "Every matrix gets TYPE's tensor type (no Q6_K output layer, no mix)");
   cmd->add_option("-t,--threads", a->threads, "Threads (0 = all cores)");
   cmd->callback([a] {
-    const auto type = gguf::ggml_type_from_name(a->type);
-    if (!type) {
-      std::fprintf(stderr, "error: unknown type '%s'\n", a->type.c_str());
+    const auto mix = engine::QuantMix::Parse(a->type);
+    if (!mix.ok()) {
+      std::fprintf(stderr, "error: %s\n", std::string(mix.status().message()).c_str());
       throw CLI::RuntimeError(1);
     }
     ProgressBar bar("quantize");
     engine::QuantizeOptions o;
-    o.type = *type;
+    o.type = mix->type;
+    o.size = mix->size;
     o.pure = a->pure;
     o.n_threads = a->threads;
     o.progress = [&bar](size_t done, size_t total) { bar.Update(done, total); };

@@ -49,7 +49,8 @@ void RegisterSynthCommands(CLI::App& app) {
   cmd->add_flag("--bag-of-words", a->bag_of_words,
                 "bert only: random word vectors, identity layers, mean pooling (an embedder "
                 "whose similarity counts shared words)");
-  cmd->add_option("--type", a->type, "Weight type")->capture_default_str();
+  cmd->add_option("--type", a->type, "Weight type or llama.cpp file type (Q4_K_M, ...; see quantize)")
+      ->capture_default_str();
   cmd->add_option("--vocab-from", a->vocab, "GGUF whose tokenizer.* keys (and n_vocab) to copy")
       ->required();
   cmd->add_option("--seed", a->seed, "Weight seed")->capture_default_str();
@@ -59,8 +60,8 @@ void RegisterSynthCommands(CLI::App& app) {
   cmd->callback([a] {
     const bool bert = a->arch == "bert" || (a->arch.empty() && IsBertShape(a->shape));
     if (a->bag_of_words && !bert) Fail(absl::InvalidArgumentError("--bag-of-words needs a bert shape"));
-    const auto type = gguf::ggml_type_from_name(a->type);
-    if (!type) Fail(absl::InvalidArgumentError("unknown type '" + a->type + "'"));
+    const auto mix = engine::QuantMix::Parse(a->type);
+    if (!mix.ok()) Fail(mix.status());
     auto vocab = gguf::GgufFile::Open(a->vocab);
     if (!vocab.ok()) Fail(vocab.status());
     ProgressBar bar("synth");
@@ -73,7 +74,7 @@ void RegisterSynthCommands(CLI::App& app) {
       engine::BertSynthOptions o;
       o.shape = *shape;
       o.recipe = a->bag_of_words ? engine::BertSynthRecipe::kBagOfWords : engine::BertSynthRecipe::kRandom;
-      o.type = *type;
+      o.type = mix->type;
       o.pure = a->pure;
       o.vocab = vocab->get();
       o.seed = a->seed;
@@ -87,7 +88,8 @@ void RegisterSynthCommands(CLI::App& app) {
       o.shape = *shape;
       if (a->arch == "llama") o.arch = engine::Arch::kLlama;
       if (a->arch == "qwen2") o.arch = engine::Arch::kQwen2;
-      o.type = *type;
+      o.type = mix->type;
+      o.size = mix->size;
       o.pure = a->pure;
       o.vocab = vocab->get();
       o.seed = a->seed;

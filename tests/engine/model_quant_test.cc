@@ -166,22 +166,33 @@ TEST(Quantize, RefusesRequantizingAndActivationTypes) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(Quantize, ChooseTensorTypeFollowsLlamaCpp) {
-  EXPECT_EQ(ChooseTensorType("blk.0.attn_norm.weight", 1, 256, GgmlType::kQ4_0, false, false),
-            GgmlType::kF32);
-  EXPECT_EQ(ChooseTensorType("output.weight", 2, 256, GgmlType::kQ4_0, false, false),
-            GgmlType::kQ6_K);
-  EXPECT_EQ(ChooseTensorType("token_embd.weight", 2, 256, GgmlType::kQ4_0, true, false),
-            GgmlType::kQ6_K);
-  EXPECT_EQ(ChooseTensorType("token_embd.weight", 2, 256, GgmlType::kQ4_0, false, false),
-            GgmlType::kQ4_0);
-  EXPECT_EQ(ChooseTensorType("output.weight", 2, 256, GgmlType::kQ8_0, false, false),
-            GgmlType::kQ8_0);
-  // qwen2-0.5b's 896-wide rows are not whole 256-blocks.
-  EXPECT_EQ(ChooseTensorType("blk.0.attn_q.weight", 2, 896, GgmlType::kQ4_K, false, false),
-            GgmlType::kQ5_0);
-  EXPECT_EQ(ChooseTensorType("blk.0.attn_q.weight", 2, 40, GgmlType::kQ4_0, false, false),
-            GgmlType::kF16);
+// Q4_K_M as llama-quantize writes it: on two layers only the last is in the
+// "more bits" set, so its attn_v and ffn_down are Q6_K; the rest Q4_K, the
+// lm head Q6_K, norms F32. The mixed file loads and stays close to F32.
+TEST(Quantize, Q4KMMixesTensorTypesByLayer) {
+  const std::string f32 = testing::SynthTiny(Arch::kLlama, GgmlType::kF32, "mix_base");
+  const std::string out = testing::TempPath("mix_q4_k_m.gguf");
+  QuantizeOptions o;
+  o.type = GgmlType::kQ4_K;  // with MixSize::kDefault: Q4_K_M
+  o.n_threads = 2;
+  ASSERT_TRUE(QuantizeModel(f32, out, o).ok());
+  auto file = gguf::GgufFile::Open(out);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(*(*file)->GetU32("general.file_type"), 15u);
+  auto type_of = [&](const std::string& name) { return (*file)->FindTensor(name)->type; };
+  EXPECT_EQ(type_of("blk.0.attn_v.weight"), GgmlType::kQ4_K);
+  EXPECT_EQ(type_of("blk.1.attn_v.weight"), GgmlType::kQ6_K);
+  EXPECT_EQ(type_of("blk.0.ffn_down.weight"), GgmlType::kQ4_K);
+  EXPECT_EQ(type_of("blk.1.ffn_down.weight"), GgmlType::kQ6_K);
+  EXPECT_EQ(type_of("blk.1.attn_q.weight"), GgmlType::kQ4_K);
+  EXPECT_EQ(type_of("output.weight"), GgmlType::kQ6_K);
+  EXPECT_EQ(type_of("blk.1.attn_norm.weight"), GgmlType::kF32);
+
+  auto base = LoadOrDie(f32), mixed = LoadOrDie(out);
+  ThreadPool pool(2);
+  const auto want = testing::PrefillAll(*base, pool, kTokens);
+  const auto got = testing::PrefillAll(*mixed, pool, kTokens);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_GT(Cosine(got[i], want[i]), 0.97) << i;
 }
 
 }  // namespace

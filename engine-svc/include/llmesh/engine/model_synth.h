@@ -53,6 +53,7 @@ struct SynthOptions {
   SynthShape shape;
   std::optional<Arch> arch;  // overrides shape.arch (qwen2 adds QKV biases)
   gguf::GgmlType type = gguf::GgmlType::kF32;
+  MixSize size = MixSize::kDefault;       // with `type`, the file type (quant_mix.h)
   bool pure = false;                      // see ChooseTensorType
   const gguf::GgufFile* vocab = nullptr;  // tokenizer.* keys copied, n_vocab from it
   int64_t n_vocab = 0;                    // used only without a vocab (no tokenizer keys then)
