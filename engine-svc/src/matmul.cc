@@ -186,9 +186,15 @@ void MatMul(ThreadPool& pool, const WeightView& w, const float* x, int64_t n_tok
   MatMulMany(pool, ws, x, n_tok, ys);
 }
 
-void MatMulMany(ThreadPool& pool, std::span<const WeightView* const> ws, const float* x, int64_t n_tok,
-                std::span<float* const> ys) {
-  if (n_tok <= 0 || ws.empty()) return;
+namespace {
+
+// Matrices that can share one packed region: same type and input width.
+bool SharePackedRegion(const WeightView& a, const WeightView& b) {
+  return a.packed != nullptr && b.packed != nullptr && a.type == b.type && a.n_in == b.n_in;
+}
+
+void MatMulRun(ThreadPool& pool, std::span<const WeightView* const> ws, const float* x, int64_t n_tok,
+               std::span<float* const> ys) {
   const SimdLevel level = ActiveSimdLevel();
   const WeightView& w0 = *ws[0];
   bool packed = level >= SimdLevel::kAvx512Vnni;
@@ -230,6 +236,19 @@ void MatMulMany(ThreadPool& pool, std::span<const WeightView* const> ws, const f
         }
       }
     });
+  }
+}
+
+}  // namespace
+
+void MatMulMany(ThreadPool& pool, std::span<const WeightView* const> ws, const float* x, int64_t n_tok,
+                std::span<float* const> ys) {
+  if (n_tok <= 0 || ws.empty()) return;
+  // Runs of matrices that share a packed region, each one region: in a
+  // Q4_K_M file some layers' V is Q6_K while Q and K are Q4_K.
+  for (size_t i = 0, j; i < ws.size(); i = j) {
+    for (j = i + 1; j < ws.size() && SharePackedRegion(*ws[i], *ws[j]);) ++j;
+    MatMulRun(pool, ws.subspan(i, j - i), x, n_tok, ys.subspan(i, j - i));
   }
 }
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <thread>
 
-#include <emmintrin.h>
+#include <immintrin.h>
 
 #include "packed_layout.h"
 
@@ -23,20 +23,24 @@ inline void StoreLanes(__m128i v, uint8_t* lane0, int stride) {
   for (int i = 0; i < 4; ++i) std::memcpy(lane0 + i * stride, &w[i], 4);
 }
 
-void PackBlockQ4_0(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs, ggml_half* d) {
+// 32 nibbles as Q4_0 stores them (weight e < 16 in the low nibble of byte
+// e, e >= 16 in the high nibble of byte e - 16) into lane 0 of a packed
+// block: vector i holds weights 8i..8i+3 in its low nibbles, 8i+4..8i+7 in
+// its high ones.
+inline void StoreNibbleLanes(__m128i v, uint8_t* lane0) {
   const __m128i m4 = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_shuffle_epi32(_mm_and_si128(v, m4), _MM_SHUFFLE(3, 1, 2, 0));  // weights 0-3, 8-11, 4-7, 12-15
+  const __m128i hi = _mm_shuffle_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _MM_SHUFFLE(3, 1, 2, 0));  // + 16
+  const __m128i low_nibbles = _mm_unpacklo_epi64(lo, hi);   // weights 0-3, 8-11, 16-19, 24-27
+  const __m128i high_nibbles = _mm_unpackhi_epi64(lo, hi);  // weights 4-7, 12-15, 20-23, 28-31
+  StoreLanes(_mm_or_si128(low_nibbles, _mm_slli_epi16(high_nibbles, 4)), lane0, 64);
+}
+
+void PackBlockQ4_0(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs, ggml_half* d) {
   for (int r = 0; r < kPackRows; ++r) {
     const block_q4_0& blk = reinterpret_cast<const block_q4_0*>(rows + r * row_bytes)[b];
     d[r] = blk.d;
-    // GGUF: weight e < 16 in the low nibble of qs[e], e >= 16 in the high
-    // nibble of qs[e - 16]. Packed vector i: weights 8i..8i+3 in the low
-    // nibbles of lane r, 8i+4..8i+7 in the high ones.
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
-    const __m128i lo = _mm_shuffle_epi32(_mm_and_si128(v, m4), _MM_SHUFFLE(3, 1, 2, 0));  // weights 0-3, 8-11, 4-7, 12-15
-    const __m128i hi = _mm_shuffle_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _MM_SHUFFLE(3, 1, 2, 0));  // + 16
-    const __m128i low_nibbles = _mm_unpacklo_epi64(lo, hi);   // weights 0-3, 8-11, 16-19, 24-27
-    const __m128i high_nibbles = _mm_unpackhi_epi64(lo, hi);  // weights 4-7, 12-15, 20-23, 28-31
-    StoreLanes(_mm_or_si128(low_nibbles, _mm_slli_epi16(high_nibbles, 4)), qs + 4 * r, 64);
+    StoreNibbleLanes(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)), qs + 4 * r);
   }
 }
 
@@ -52,69 +56,83 @@ void PackBlockQ8_0(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs
   }
 }
 
-// The 256 weights of superblock s of a K-quant row as unsigned integers
-// (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63), as the reference dequantizers read them.
-void UnpackSuperblockK(GgmlType type, const uint8_t* row, int64_t s, uint8_t u[kQK_K]) {
-  if (type == GgmlType::kQ6_K) {
-    const block_q6_K& b = reinterpret_cast<const block_q6_K*>(row)[s];
-    for (int e = 0; e < kQK_K; ++e) {
-      const int h = e / 128, c = (e % 128) / 32, l = e % 32;
-      const int lo = (b.ql[64 * h + 32 * (c & 1) + l] >> (4 * (c >> 1))) & 0xF;
-      u[e] = static_cast<uint8_t>(lo | ((b.qh[32 * h + l] >> (2 * c)) & 3) << 4);
-    }
-    return;
+// The low nibbles of one 32-weight unit whose weights e are nibble `half`
+// (0 low, 1 high) of bytes q[e], in Q4_0's byte order (see StoreNibbleLanes).
+inline __m128i UnitNibbles(const uint8_t* q, int half) {
+  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
+  const __m128i m4 = _mm_set1_epi8(0x0F), m4h = _mm_set1_epi8(static_cast<char>(0xF0));
+  if (half == 0) return _mm_or_si128(_mm_and_si128(a, m4), _mm_slli_epi16(_mm_and_si128(b, m4), 4));
+  return _mm_or_si128(_mm_and_si128(_mm_srli_epi16(a, 4), m4), _mm_and_si128(b, m4h));
+}
+
+// Q5_K's 5th bits of a unit (bit e of `bits` for weight e) into one lane:
+// bit 8k+i is weight 8i+k's, bit 8k+4+i weight 8i+4+k's.
+__attribute__((target("bmi2"))) inline uint32_t FifthBitLane(uint32_t bits) {
+  uint32_t lane = 0;
+  for (uint32_t k = 0; k < 4; ++k) {
+    lane |= (_pext_u32(bits, 0x01010101u << k) | _pext_u32(bits, 0x10101010u << k) << 4) << (8 * k);
   }
-  // Q4_K/Q5_K: chunk c of 64 weights: low nibbles of qs[32c..] then high ones.
-  const uint8_t* qs = type == GgmlType::kQ4_K ? reinterpret_cast<const block_q4_K*>(row)[s].qs
-                                              : reinterpret_cast<const block_q5_K*>(row)[s].qs;
-  for (int e = 0; e < kQK_K; ++e) u[e] = (qs[32 * (e / 64) + e % 32] >> (4 * (e % 64 / 32))) & 0xF;
-  if (type == GgmlType::kQ5_K) {
-    const uint8_t* qh = reinterpret_cast<const block_q5_K*>(row)[s].qh;
-    for (int e = 0; e < kQK_K; ++e) u[e] |= ((qh[e % 32] >> (e / 32)) & 1) << 4;
-  }
+  return lane;
+}
+
+// Q6_K's top 2 bits of 16 weights t[0..15] (one per byte): byte k of the
+// lane holds t[k], t[4+k], t[8+k], t[12+k] in bits 0-1, 2-3, 4-5, 6-7.
+inline uint32_t TopBitsLane(__m128i t) {
+  alignas(16) uint32_t w[4];
+  _mm_store_si128(reinterpret_cast<__m128i*>(w), t);
+  return w[0] | w[1] << 2 | w[2] << 4 | w[3] << 6;
 }
 
 // Superblock s of 16 K-quant rows into one record (packed_layout.h).
-void PackSuperblockK(GgmlType type, const uint8_t* rows, size_t row_bytes, int64_t s, uint8_t* rec) {
+__attribute__((target("bmi2"))) void PackSuperblockK(GgmlType type, const uint8_t* rows, size_t row_bytes,
+                                                     int64_t s, uint8_t* rec) {
   uint8_t* hi = rec + internal::KHiOffset();
   uint8_t* sc = rec + internal::KScOffset(type);
   auto* d = reinterpret_cast<ggml_half*>(rec + internal::KDOffset(type));
-  std::memset(rec, 0, internal::KRecordBytes(type));  // hi bits are or-ed in; padding
+  std::memset(rec + internal::KDOffset(type), 0, internal::KRecordBytes(type) - internal::KDOffset(type));  // padding
   for (int r = 0; r < kPackRows; ++r) {
     const uint8_t* row = rows + r * row_bytes;
-    uint8_t u[kQK_K];
-    UnpackSuperblockK(type, row, s, u);
-    for (int j = 0; j < 8; ++j) {
-      const uint8_t* w = u + 32 * j;
-      for (int i = 0; i < 4; ++i)
-        for (int k = 0; k < 4; ++k) {
-          rec[256 * j + 64 * i + 4 * r + k] = static_cast<uint8_t>((w[8 * i + k] & 0xF) | (w[8 * i + 4 + k] & 0xF) << 4);
-          uint8_t* lane = hi + internal::KHiBytes(type) * j + 4 * r;
-          if (type == GgmlType::kQ5_K) {
-            const uint32_t bits = (w[8 * i + k] >> 4) << (8 * k + i) | (w[8 * i + 4 + k] >> 4) << (8 * k + 4 + i);
-            uint32_t v;
-            std::memcpy(&v, lane, 4);
-            v |= bits;
-            std::memcpy(lane, &v, 4);
-          } else if (type == GgmlType::kQ6_K) {  // vector i / 2, byte k: tops of weights 16h+k, +4, +8, +12
-            lane[64 * (i / 2) + k] |= static_cast<uint8_t>((w[8 * i + k] >> 4) << (4 * (i % 2)) |
-                                                           (w[8 * i + 4 + k] >> 4) << (4 * (i % 2) + 2));
-          }
-        }
-    }
     if (type == GgmlType::kQ6_K) {
       const block_q6_K& b = reinterpret_cast<const block_q6_K*>(row)[s];
+      // Unit j: half h = j / 4 of the superblock, quarter c = j % 4; low
+      // nibbles from ql, top bits from qh (dequantize_row_q6_K).
+      for (int j = 0; j < 8; ++j) {
+        const int h = j / 4, c = j % 4;
+        StoreNibbleLanes(UnitNibbles(b.ql + 64 * h + 32 * (c & 1), c >> 1), rec + 256 * j + 4 * r);
+        const __m128i m2 = _mm_set1_epi8(3), sh = _mm_cvtsi32_si128(2 * c);
+        for (int half = 0; half < 2; ++half) {
+          const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qh + 32 * h + 16 * half));
+          const uint32_t lane = TopBitsLane(_mm_and_si128(_mm_srl_epi16(q, sh), m2));
+          std::memcpy(hi + 128 * j + 64 * half + 4 * r, &lane, 4);
+        }
+      }
       for (int j = 0; j < 16; ++j) sc[16 * j + r] = static_cast<uint8_t>(b.scales[j]);
       d[r] = b.d;
       continue;
     }
+    // Q4_K/Q5_K: unit j is nibble j % 2 of qs[32 (j / 2) ..]; Q5_K's 5th bit
+    // of weight e in unit j is bit j of qh[e].
     const bool q4 = type == GgmlType::kQ4_K;
-    const uint8_t* scales = q4 ? reinterpret_cast<const block_q4_K*>(row)[s].scales
-                               : reinterpret_cast<const block_q5_K*>(row)[s].scales;
+    const auto& b4 = reinterpret_cast<const block_q4_K*>(row)[s];
+    const auto& b5 = reinterpret_cast<const block_q5_K*>(row)[s];
+    const uint8_t* qs = q4 ? b4.qs : b5.qs;
+    for (int j = 0; j < 8; ++j) StoreNibbleLanes(UnitNibbles(qs + 32 * (j / 2), j % 2), rec + 256 * j + 4 * r);
+    if (!q4) {
+      for (int j = 0; j < 8; ++j) {
+        const __m128i bit = _mm_set1_epi8(static_cast<char>(1 << j));
+        auto mask = [&](int half) {  // bit j of 16 qh bytes, one bit per weight
+          const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b5.qh + 16 * half));
+          return static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(q, bit), bit)));
+        };
+        const uint32_t lane = FifthBitLane(mask(0) | mask(1) << 16);
+        std::memcpy(hi + 64 * j + 4 * r, &lane, 4);
+      }
+    }
+    const uint8_t* scales = q4 ? b4.scales : b5.scales;
     for (int j = 0; j < 8; ++j) get_scale_min_k4(j, scales, &sc[16 * j + r], &sc[128 + 16 * j + r]);
-    d[r] = q4 ? reinterpret_cast<const block_q4_K*>(row)[s].d : reinterpret_cast<const block_q5_K*>(row)[s].d;
-    d[kPackRows + r] =
-        q4 ? reinterpret_cast<const block_q4_K*>(row)[s].dmin : reinterpret_cast<const block_q5_K*>(row)[s].dmin;
+    d[r] = q4 ? b4.d : b5.d;
+    d[kPackRows + r] = q4 ? b4.dmin : b5.dmin;
   }
 }
 

@@ -32,9 +32,10 @@ struct WeightView {
 void MatMul(ThreadPool& pool, const WeightView& w, const float* x, int64_t n_tok, float* y);
 
 // MatMul of several matrices with the same input (a layer's Q, K and V, or
-// its gate and up projections): ys[i] = x * ws[i]. When all are packed, of
-// one type, they share one activation quantization and one parallel region,
-// split by rows over all of them (K and V alone are too small to split well).
+// its gate and up projections): ys[i] = x * ws[i]. Consecutive ones that are
+// packed, of one type, share one activation quantization and one parallel
+// region, split by rows over all of them (K and V alone are too small to
+// split well).
 void MatMulMany(ThreadPool& pool, std::span<const WeightView* const> ws, const float* x, int64_t n_tok,
                 std::span<float* const> ys);
 
