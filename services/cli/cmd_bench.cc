@@ -1,6 +1,9 @@
 // `llmesh bench`: prompt processing and generation speed, like llama-bench,
 // plus the memory read bandwidth measured in the same run, since decode is
-// memory-bound and this machine's bandwidth swings from run to run.
+// memory-bound and this machine's bandwidth swings from run to run. Given
+// several files (one model in several weight formats), it ends with a table
+// of each one's decode efficiency and its speeds relative to the first: a
+// format that falls behind the others shows in one run.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -67,7 +70,7 @@ std::vector<int32_t> BenchTokens(int64_t n_vocab, int n) {
 }
 
 struct Args {
-  std::string model;
+  std::vector<std::string> models;
   int threads = 0;
   int n_prompt = 512;
   int n_gen = 128;
@@ -76,8 +79,13 @@ struct Args {
   size_t bw_mib = 1024;
 };
 
-void RunBench(const Args& a) {
-  auto loaded = engine::Model::Load(a.model);
+struct Result {
+  std::string name;
+  double pp = 0, tg = 0, efficiency = 0;  // medians
+};
+
+Result RunBench(const Args& a, const std::string& path) {
+  auto loaded = engine::Model::Load(path);
   if (!loaded.ok()) Fail(loaded.status());
   const engine::Model& m = **loaded;
   const engine::ModelParams& hp = m.params();
@@ -137,7 +145,8 @@ void RunBench(const Args& a) {
   const double roofline_tps = bw * 1e9 / bytes_per_tok;
   const double efficiency = tgs.median / roofline_tps;
 
-  const std::string name = std::filesystem::path(a.model).filename().string();
+  const std::string name = std::filesystem::path(path).filename().string();
+  const Result result{name, pps.median, tgs.median, efficiency};
   const double size = static_cast<double>(m.TensorBytes());
   const double params = static_cast<double>(m.ParameterCount());
   const std::string simd = engine::SimdLevelName(engine::ActiveSimdLevel());
@@ -161,7 +170,7 @@ void RunBench(const Args& a) {
     j["tg_roofline_tok_per_s"] = roofline_tps;
     j["decode_efficiency"] = efficiency;
     std::printf("%s\n", j.dump(2).c_str());
-    return;
+    return result;
   }
   std::printf("| %-24s | %11s | %9s | %7s | %10s | %8s | %22s |\n", "model", "size", "params",
               "threads", "simd", "test", "t/s (median ± sd)");
@@ -184,6 +193,18 @@ void RunBench(const Args& a) {
               bw_after);
   std::printf("decode reads %.2f MiB/token -> roofline %.1f tok/s; efficiency %.1f%%\n",
               bytes_per_tok / 1048576.0, roofline_tps, 100.0 * efficiency);
+  return result;
+}
+
+void PrintComparison(const std::vector<Result>& rs) {
+  std::printf("\n| %-28s | %9s | %9s | %10s | %8s | %8s |\n", "model", "pp t/s", "tg t/s", "efficiency",
+              "pp / 1st", "tg / 1st");
+  std::printf("| %s | --------- | --------- | ---------- | -------- | -------- |\n", std::string(28, '-').c_str());
+  for (const Result& r : rs) {
+    auto ratio = [](double x, double base) { return base > 0 ? x / base : 0.0; };
+    std::printf("| %-28s | %9.1f | %9.1f | %9.1f%% | %8.2f | %8.2f |\n", r.name.c_str(), r.pp, r.tg,
+                100.0 * r.efficiency, ratio(r.pp, rs[0].pp), ratio(r.tg, rs[0].tg));
+  }
 }
 
 }  // namespace
@@ -191,18 +212,23 @@ void RunBench(const Args& a) {
 void RegisterBenchCommands(CLI::App& app) {
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("bench", "Prefill/decode speed and decode efficiency");
-  cmd->add_option("MODEL", a->model, "GGUF model file")->required();
+  cmd->add_option("MODEL", a->models, "GGUF model files (several: a comparison table at the end)")->required();
   cmd->add_option("-t,--threads", a->threads, "Threads (0 = all cores)");
   cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens (pp test)")->capture_default_str();
   cmd->add_option("-n,--n-gen", a->n_gen, "Generated tokens (tg test)")->capture_default_str();
   cmd->add_option("-r,--repetitions", a->reps, "Repetitions")->capture_default_str();
   cmd->add_option("--bw-mib", a->bw_mib, "Bandwidth test buffer (MiB)")->capture_default_str();
-  cmd->add_flag("--json", a->json, "Print JSON instead of a table");
+  cmd->add_flag("--json", a->json, "Print JSON instead of a table (one object per model)");
   cmd->callback([a] {
     if (a->reps < 1 || a->n_prompt < 0 || a->n_gen < 0) {
       Fail(absl::InvalidArgumentError("need -r >= 1, -p >= 0, -n >= 0"));
     }
-    RunBench(*a);
+    std::vector<Result> results;
+    for (const std::string& path : a->models) {
+      if (!results.empty() && !a->json) std::printf("\n");
+      results.push_back(RunBench(*a, path));
+    }
+    if (results.size() > 1 && !a->json) PrintComparison(results);
   });
 }
 
