@@ -5,7 +5,8 @@
 // per unit) scales, kept exact in int32 over the superblock as the GGUF-row
 // kernels (dot_avx512_kquants.cc) do; one float scale per superblock:
 //
-//   Q4_K/Q5_K: dx * (d * sum_j sc_j * sum(u x) - dmin * sum_j m_j * bsum_j)
+//   Q4_K/Q5_K: dx * (d * sum_j sc_j * sum(u x) - dmin * sum_j m_j * bsum_j),
+//              the mins term 4 vpdpwssd per superblock
 //   Q6_K:      dx * d * sum_j sc_j * (sum(u x) - 32 * bsum_j)
 //
 // |sum| <= 8 * 63 * 32 * 31 * 127 < 2^31 (Q5_K), 16 * 127 * 16 * 95 * 127 (Q6_K).
@@ -23,7 +24,8 @@ namespace {
 // Interleaved q8_K activations of T rows, per superblock (ActBytes(T) bytes):
 //   int32 q[64][T]   bytes 4k..4k+3 of row t's superblock
 //   float d[T]
-//   int32 c[16][T]   Q4_K/Q5_K: c[j] = sum of unit j (j < 8);
+//   int32 c[16][T]   Q4_K/Q5_K: c[p] = the sums of units 2p and 2p+1 as
+//                    two int16 (p < 4; |sum| <= 32 * 127);
 //                    Q6_K: -32 * the sum of 16-weight sub-block j
 constexpr size_t ActBytes(int T) { return 324 * static_cast<size_t>(T); }
 
@@ -40,8 +42,9 @@ void InterleaveActs(int T, int64_t n, const uint8_t* x, size_t x_stride, uint8_t
         int32_t c = 0;
         if constexpr (kType == GgmlType::kQ6_K) {
           c = -32 * blk[s].bsums[j];
-        } else if (j < 8) {
-          c = blk[s].bsums[2 * j] + blk[s].bsums[2 * j + 1];
+        } else if (j < 4) {
+          const int16_t* b = blk[s].bsums + 4 * j;
+          c = static_cast<uint16_t>(b[0] + b[1]) | static_cast<int32_t>(static_cast<uint16_t>(b[2] + b[3])) << 16;
         }
         std::memcpy(o + 4 * (65 + j) * T + 4 * t, &c, 4);
       }
@@ -127,15 +130,20 @@ void PackedKernelK(int64_t n, const uint8_t* group, size_t stride, const uint8_t
             tot[t] = _mm512_add_epi32(tot[t], _mm512_add_epi32(_mm512_mullo_epi32(lo, sc0), _mm512_mullo_epi32(up, sc1)));
           }
         } else {
-          const __m512i scj = LoadScales(sc + 16 * j, false), mj = LoadScales(sc + 128 + 16 * j, false);
+          const __m512i scj = LoadScales(sc + 16 * j, false);
           for (int t = 0; t < T; ++t) {
             __m512i isum[C];
             for (int c = 0; c < C; ++c) isum[c] = _mm512_setzero_si512();
             for (int k = 0; k < 8; ++k) isum[k % C] = DpbusdBroadcast(isum[k % C], v[k], a + 4 * ((8 * j + k) * T + t));
             for (int c = 1; c < C; ++c) isum[0] = _mm512_add_epi32(isum[0], isum[c]);
             tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(isum[0], scj));
-            mins[t] = _mm512_add_epi32(mins[t], _mm512_mullo_epi32(mj, BroadcastI32(a + 4 * (65 + j) * T + 4 * t)));
           }
+        }
+      }
+      if constexpr (!kQ6) {
+        for (int p = 0; p < 4; ++p) {
+          const __m512i mp = _mm512_cvtepu8_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(sc + 128 + 32 * p)));
+          for (int t = 0; t < T; ++t) mins[t] = _mm512_dpwssd_epi32(mins[t], mp, BroadcastI32(a + 4 * (65 + p) * T + 4 * t));
         }
       }
       const uint8_t* d = rec + KDOffset(kType);

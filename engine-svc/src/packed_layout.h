@@ -30,7 +30,9 @@ constexpr int kPackRows = 16;
 // KRecordBytes(type) per superblock and group, in 8 units of 32 weights:
 //   qs[8][4][64]   unit j as a Q4_0 block above: low 4 bits of each weight
 //   hi[8][..]      Q5_K: [64] the 5th bits, Q6_K: [128] the top 2 bits
-//   sc[..][16]     Q4_K/Q5_K: [8] 6-bit scales, [8] 6-bit mins (uint8);
+//   sc[..][16]     Q4_K/Q5_K: [8] 6-bit scales (uint8), then the 6-bit mins
+//                  by unit pair p: [4][16][2], row r's mins of units 2p
+//                  and 2p+1 side by side (one vpdpwssd lane once widened);
 //                  Q6_K: [16] int8 scales of 16-weight sub-blocks
 //   d[16]          fp16 superblock scales (Q4_K/Q5_K: then dmin[16])
 // In lane r of a Q5_K hi vector, bit 8k+i is the 5th bit of weight 8i+k and

@@ -130,7 +130,7 @@ __attribute__((target("bmi2"))) void PackSuperblockK(GgmlType type, const uint8_
       }
     }
     const uint8_t* scales = q4 ? b4.scales : b5.scales;
-    for (int j = 0; j < 8; ++j) get_scale_min_k4(j, scales, &sc[16 * j + r], &sc[128 + 16 * j + r]);
+    for (int j = 0; j < 8; ++j) get_scale_min_k4(j, scales, &sc[16 * j + r], &sc[128 + 32 * (j / 2) + 2 * r + j % 2]);
     d[r] = q4 ? b4.d : b5.d;
     d[kPackRows + r] = q4 ? b4.dmin : b5.dmin;
   }
