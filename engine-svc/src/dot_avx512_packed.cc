@@ -9,7 +9,8 @@
 //
 // Bias: the packed bytes are u = q + kBias >= 0 (vpdpbusd multiplies unsigned
 // by signed), so sum(q x) = sum(u x) - kBias * sum(x): each block's integer
-// accumulator starts at -kBias * sum(x) instead of zero.
+// accumulator starts at -kBias * sum(x) instead of zero. Q4_1/Q5_1 add their
+// min times the activation block's float sum instead.
 //
 // Activations: the kQ8 rows are first interleaved per run of T rows (Acts),
 // so every broadcast operand of the hot loop sits at a constant offset from
@@ -30,7 +31,8 @@ namespace {
 // Interleaved activations of T rows, per block b (ActBytes(T) bytes):
 //   int32 q[8][T]   bytes 4k..4k+3 of row t's block at q[k][t]
 //   float d[T]      row t's block scale
-//   int32 c[T]      -kBias * sum of row t's block quants
+//   int32 c[T]      -kBias * sum of row t's block quants; Q4_1/Q5_1: float
+//                   d * sum, the block's sum of activations
 constexpr size_t ActBytes(int T) { return 40 * static_cast<size_t>(T); }
 
 // Transposes 8 rows of 8 int32 (r[t] = row t) into columns (r[k] = int32 k
@@ -70,7 +72,11 @@ __attribute__((target("avx2"))) void InterleaveActs(int T, int64_t n, const uint
       const int32_t sum = static_cast<int32_t>(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
       const int32_t c = -PackedBias(kType) * sum;
       std::memcpy(o + 32 * T + 4 * t, Q8D(row, n) + b, 4);
-      std::memcpy(o + 36 * T + 4 * t, &c, 4);
+      if constexpr (HasMins(kType)) {
+        std::memcpy(o + 36 * T + 4 * t, Q8S(row, n) + b, 4);
+      } else {
+        std::memcpy(o + 36 * T + 4 * t, &c, 4);
+      }
     }
     if (T == 8) {  // batches: a register transpose instead of 64 scattered stores
       Transpose8x8(q);
@@ -91,12 +97,17 @@ __attribute__((target("avx2"))) void InterleaveActs(int T, int64_t n, const uint
 // One block of the 16 rows as 8 vectors: v[k] lane r = weights 4k..4k+3 of row r.
 template <GgmlType kType>
 inline void DecodeBlock(const uint8_t* qs, __m512i v[8]) {
-  if constexpr (kType == GgmlType::kQ4_0) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
+  if constexpr (kType != GgmlType::kQ8_0) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
     for (int i = 0; i < 4; ++i) {
       const __m512i p = _mm512_load_si512(qs + 64 * i);
       v[2 * i] = _mm512_and_si512(p, m4);
       v[2 * i + 1] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+      if constexpr (HasFifthBits(kType)) {  // A | (B & C), see dot_avx512_packed_k.cc
+        const __m512i h = _mm512_load_si512(qs + 256);
+        v[2 * i] = _mm512_ternarylogic_epi32(v[2 * i], _mm512_sll_epi32(h, _mm_cvtsi32_si128(4 - i)), bit4, 0xF8);
+        v[2 * i + 1] = _mm512_ternarylogic_epi32(v[2 * i + 1], _mm512_srl_epi32(h, _mm_cvtsi32_si128(i)), bit4, 0xF8);
+      }
     }
   } else {
     for (int k = 0; k < 8; ++k) v[k] = _mm512_load_si512(qs + 64 * k);
@@ -121,10 +132,11 @@ void PackedKernel(int64_t n, const uint8_t* group, size_t stride, const uint8_t*
   constexpr int kAhead = T >= 4 ? 16 : 8;
   const int64_t nb = n / kQK;
   const uint8_t* qs[G];
-  const uint16_t* d[G];
+  const uint16_t *d[G], *m[G];
   for (int g = 0; g < G; ++g) {
     qs[g] = group + g * stride;
     d[g] = reinterpret_cast<const uint16_t*>(qs[g] + nb * kQs);
+    m[g] = d[g] + nb * kPackRows;
   }
   __m512 acc[G][T];
   for (int g = 0; g < G; ++g)
@@ -135,12 +147,13 @@ void PackedKernel(int64_t n, const uint8_t* group, size_t stride, const uint8_t*
       const uint8_t* q = qs[g] + b * kQs;
       for (int off = 0; off < kQs; off += 64) __builtin_prefetch(q + kAhead * kQs + off, 0, 3);
       __builtin_prefetch(d[g] + (b + kAhead) * kPackRows, 0, 3);
+      if constexpr (HasMins(kType)) __builtin_prefetch(m[g] + (b + kAhead) * kPackRows, 0, 3);
       __m512i v[8];
       DecodeBlock<kType>(q, v);
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d[g] + b * kPackRows)));
       __m512i isum[T][C];
       for (int t = 0; t < T; ++t) {
-        isum[t][0] = BroadcastI32(a + 36 * T + 4 * t);
+        isum[t][0] = HasMins(kType) ? _mm512_setzero_si512() : BroadcastI32(a + 36 * T + 4 * t);
         for (int c = 1; c < C; ++c) isum[t][c] = _mm512_setzero_si512();
       }
       for (int k = 0; k < 8; ++k)
@@ -151,6 +164,10 @@ void PackedKernel(int64_t n, const uint8_t* group, size_t stride, const uint8_t*
         for (int c = 1; c < C; ++c) s = _mm512_add_epi32(s, isum[t][c]);
         const __m512 dwx = _mm512_mul_ps(dw, BroadcastF32(a + 32 * T + 4 * t));
         acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dwx, acc[g][t]);
+        if constexpr (HasMins(kType)) {
+          const __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(m[g] + b * kPackRows)));
+          acc[g][t] = _mm512_fmadd_ps(mw, BroadcastF32(a + 36 * T + 4 * t), acc[g][t]);
+        }
       }
     }
   }
@@ -186,6 +203,9 @@ void Groups(int64_t n, const PackedSegment& seg, const PackedActs& acts) {
 PackedKernels Avx512VnniPacked(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_0: return {&Interleave<GgmlType::kQ4_0>, &Groups<GgmlType::kQ4_0>};
+    case GgmlType::kQ4_1: return {&Interleave<GgmlType::kQ4_1>, &Groups<GgmlType::kQ4_1>};
+    case GgmlType::kQ5_0: return {&Interleave<GgmlType::kQ5_0>, &Groups<GgmlType::kQ5_0>};
+    case GgmlType::kQ5_1: return {&Interleave<GgmlType::kQ5_1>, &Groups<GgmlType::kQ5_1>};
     case GgmlType::kQ8_0: return {&Interleave<GgmlType::kQ8_0>, &Groups<GgmlType::kQ8_0>};
     default: return Avx512VnniPackedK(type);
   }

@@ -11,10 +11,13 @@
 //
 // Per group of 16 rows (group_stride bytes apart, 64-byte aligned):
 //   qs[nb][kQsBytes]   block b of the 16 rows, 4 weights per row per 32-bit lane,
-//                      as unsigned bytes u = q + kBias (Q8_0) or nibbles (Q4_0)
+//                      as unsigned bytes u = q + kBias (Q8_0) or nibbles (the
+//                      rest), Q5_0/Q5_1 then 64 bytes of 5th bits
 //   d[nb][16]          the 16 rows' fp16 block scales
-// Q4_0 packs two 4-weight groups per byte: in 64-byte vector i of a block,
-// byte 4*row + j holds weight 8i+j in its low nibble and 8i+4+j in its high.
+//   m[nb][16]          Q4_1/Q5_1: the fp16 block mins
+// The nibble types pack two 4-weight groups per byte: in 64-byte vector i of
+// a block, byte 4*row + j holds weight 8i+j in its low nibble and 8i+4+j in
+// its high. Their 5th bits lie as Q5_K's below.
 #pragma once
 
 #include <cstddef>
@@ -43,16 +46,33 @@ constexpr int kPackRows = 16;
 // scales spread to one byte each and padding to 64: Q4_K 2.8% more, Q5_K
 // 2.3%, Q6_K 1%.
 //
-// The 32-block types: dot(block) = d * sum((u - kBias) x).
+// The 32-block types: dot(block) = d * sum((u - kBias) x) (+ m * sum(x)).
 constexpr bool HasPackedLayout(GgmlType type) {
-  return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K ||
-         type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
+  switch (type) {
+    case GgmlType::kQ4_0: case GgmlType::kQ4_1: case GgmlType::kQ5_0: case GgmlType::kQ5_1: case GgmlType::kQ8_0:
+    case GgmlType::kQ4_K: case GgmlType::kQ5_K: case GgmlType::kQ6_K:
+      return true;
+    default:
+      return false;
+  }
 }
+constexpr bool HasMins(GgmlType type) { return type == GgmlType::kQ4_1 || type == GgmlType::kQ5_1; }
+constexpr bool HasFifthBits(GgmlType type) { return type == GgmlType::kQ5_0 || type == GgmlType::kQ5_1; }
 constexpr bool IsPackedK(GgmlType type) {
   return type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
 }
-constexpr int PackedQsBytes(GgmlType type) { return type == GgmlType::kQ4_0 ? 256 : 512; }
-constexpr int PackedBias(GgmlType type) { return type == GgmlType::kQ4_0 ? 8 : type == GgmlType::kQ8_0 ? 128 : 32; }
+constexpr int PackedQsBytes(GgmlType type) {
+  return type == GgmlType::kQ8_0 ? 512 : HasFifthBits(type) ? 256 + 64 : 256;
+}
+constexpr int PackedBias(GgmlType type) {
+  switch (type) {
+    case GgmlType::kQ4_0: return 8;
+    case GgmlType::kQ5_0: return 16;
+    case GgmlType::kQ8_0: return 128;
+    case GgmlType::kQ6_K: return 32;
+    default: return 0;  // Q4_1, Q5_1 (a min instead), Q4_K, Q5_K
+  }
+}
 // Offsets inside a K record.
 constexpr int KHiOffset() { return 8 * 256; }
 constexpr int KHiBytes(GgmlType type) { return type == GgmlType::kQ5_K ? 64 : type == GgmlType::kQ6_K ? 128 : 0; }
@@ -66,7 +86,8 @@ static_assert(KRecordBytes(GgmlType::kQ4_K) == 16 * 148 && KRecordBytes(GgmlType
 
 inline size_t PackedGroupStride(GgmlType type, int64_t n_in) {
   const size_t bytes = IsPackedK(type) ? static_cast<size_t>(n_in / kQK_K) * KRecordBytes(type)
-                                       : static_cast<size_t>(n_in / kQK) * (PackedQsBytes(type) + 2 * kPackRows);
+                                       : static_cast<size_t>(n_in / kQK) *
+                                             (PackedQsBytes(type) + (HasMins(type) ? 4 : 2) * kPackRows);
   return (bytes + 63) & ~size_t{63};
 }
 

@@ -44,6 +44,34 @@ void PackBlockQ4_0(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs
   }
 }
 
+// The 5th bits of a 32-weight unit (bit e of `bits` for weight e) into one lane:
+// bit 8k+i is weight 8i+k's, bit 8k+4+i weight 8i+4+k's.
+__attribute__((target("bmi2"))) inline uint32_t FifthBitLane(uint32_t bits) {
+  uint32_t lane = 0;
+  for (uint32_t k = 0; k < 4; ++k) {
+    lane |= (_pext_u32(bits, 0x01010101u << k) | _pext_u32(bits, 0x10101010u << k) << 4) << (8 * k);
+  }
+  return lane;
+}
+
+// Q4_1, Q5_0, Q5_1: Q4_0's nibbles, then the 5th bits (qh bit e is weight
+// e's) and the mins.
+template <class Block>
+__attribute__((target("bmi2"))) void PackBlockNibbles(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs, ggml_half* d, ggml_half* m) {
+  for (int r = 0; r < kPackRows; ++r) {
+    const Block& blk = reinterpret_cast<const Block*>(rows + r * row_bytes)[b];
+    d[r] = blk.d;
+    StoreNibbleLanes(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)), qs + 4 * r);
+    if constexpr (requires { blk.qh; }) {
+      uint32_t bits;
+      std::memcpy(&bits, blk.qh, 4);
+      const uint32_t lane = FifthBitLane(bits);
+      std::memcpy(qs + 256 + 4 * r, &lane, 4);
+    }
+    if constexpr (requires { blk.m; }) m[r] = blk.m;
+  }
+}
+
 void PackBlockQ8_0(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs, ggml_half* d) {
   const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));  // q + 128 as an unsigned byte
   for (int r = 0; r < kPackRows; ++r) {
@@ -64,16 +92,6 @@ inline __m128i UnitNibbles(const uint8_t* q, int half) {
   const __m128i m4 = _mm_set1_epi8(0x0F), m4h = _mm_set1_epi8(static_cast<char>(0xF0));
   if (half == 0) return _mm_or_si128(_mm_and_si128(a, m4), _mm_slli_epi16(_mm_and_si128(b, m4), 4));
   return _mm_or_si128(_mm_and_si128(_mm_srli_epi16(a, 4), m4), _mm_and_si128(b, m4h));
-}
-
-// Q5_K's 5th bits of a unit (bit e of `bits` for weight e) into one lane:
-// bit 8k+i is weight 8i+k's, bit 8k+4+i weight 8i+4+k's.
-__attribute__((target("bmi2"))) inline uint32_t FifthBitLane(uint32_t bits) {
-  uint32_t lane = 0;
-  for (uint32_t k = 0; k < 4; ++k) {
-    lane |= (_pext_u32(bits, 0x01010101u << k) | _pext_u32(bits, 0x10101010u << k) << 4) << (8 * k);
-  }
-  return lane;
 }
 
 // Q6_K's top 2 bits of 16 weights t[0..15] (one per byte): byte k of the
@@ -155,16 +173,21 @@ void PackGroups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
   const size_t stride = internal::PackedGroupStride(w.type, w.n_in);
   const int qs_bytes = internal::PackedQsBytes(w.type);
   const int64_t nb = w.n_in / kQK;
-  const size_t used = static_cast<size_t>(nb) * (qs_bytes + 2 * kPackRows);
+  const size_t used = static_cast<size_t>(nb) * (qs_bytes + (internal::HasMins(w.type) ? 4 : 2) * kPackRows);
   for (int64_t g = g0; g < g1; ++g) {
     const uint8_t* rows = static_cast<const uint8_t*>(w.data) + g * kPackRows * w.row_bytes;
     uint8_t* group = out + g * stride;
     auto* d = reinterpret_cast<ggml_half*>(group + nb * qs_bytes);
+    ggml_half* m = d + nb * kPackRows;
     for (int64_t b = 0; b < nb; ++b) {
-      if (w.type == GgmlType::kQ4_0) {
-        PackBlockQ4_0(rows, w.row_bytes, b, group + b * qs_bytes, d + b * kPackRows);
-      } else {
-        PackBlockQ8_0(rows, w.row_bytes, b, group + b * qs_bytes, d + b * kPackRows);
+      uint8_t* qs = group + b * qs_bytes;
+      ggml_half *db = d + b * kPackRows, *mb = m + b * kPackRows;
+      switch (w.type) {
+        case GgmlType::kQ4_0: PackBlockQ4_0(rows, w.row_bytes, b, qs, db); break;
+        case GgmlType::kQ4_1: PackBlockNibbles<block_q4_1>(rows, w.row_bytes, b, qs, db, mb); break;
+        case GgmlType::kQ5_0: PackBlockNibbles<block_q5_0>(rows, w.row_bytes, b, qs, db, mb); break;
+        case GgmlType::kQ5_1: PackBlockNibbles<block_q5_1>(rows, w.row_bytes, b, qs, db, mb); break;
+        default: PackBlockQ8_0(rows, w.row_bytes, b, qs, db); break;
       }
     }
     std::memset(group + used, 0, stride - used);  // alignment padding

@@ -117,7 +117,8 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatMulLevelTest, ::testing::ValuesIn(kTypes),
 TEST(MatMulPackedTest, MatchesTheRowMajorPathForEveryTokenCount) {
   if (DetectedSimdLevel() < SimdLevel::kAvx512Vnni) GTEST_SKIP() << "no AVX-512 VNNI: packing is off";
   ThreadPool pool1(1), pool2(2), pool3(3);
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0,
+                        GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
     const std::vector<int64_t> n_ins = IsK(type) ? std::vector<int64_t>{256, 768, 2048} : std::vector<int64_t>{32, 608, 2048};
     for (int64_t n_in : n_ins) {
       const int64_t n_out = 80;  // 5 groups: an odd count per thread
@@ -154,7 +155,7 @@ TEST(MatMulPackedTest, MatchesTheRowMajorPathForEveryTokenCount) {
 // so a thread's share can start inside one matrix and end in the next.
 TEST(MatMulPackedTest, ManyMatricesInOneCallEqualOneAtATime) {
   ThreadPool pool2(2), pool3(3);
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ5_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     const int64_t n_in = IsK(type) ? 512 : 608;
     Weights a = MakeWeights(type, n_in, 96, 1), b = MakeWeights(type, n_in, 32, 2), c = MakeWeights(type, n_in, 48, 3);
     PackedWeights store;
