@@ -15,6 +15,15 @@
 //   d[nb][16]          the 16 rows' fp16 block scales
 // Q4_0 packs two 4-weight groups per byte: in 64-byte vector i of a block,
 // byte 4*row + j holds weight 8i+j in its low nibble and 8i+4+j in its high.
+// IQ4_NL packs its nibbles as Q4_0; the kernel looks them up in the grid
+// biased by 128 (u = grid + 128, 1..241).
+//
+// IQ4_XS packs its 32-blocks' nibbles as IQ4_NL, but its scales per
+// superblock s of 8 blocks, so they stay 8 bits per 32 weights:
+//   qs[nb][256]        as IQ4_NL
+//   d[nsb][16]         fp16 superblock scales
+//   sc[nb][16]         int8 ls - 32 of block b of row r at [b][r]
+// (d * (ls - 32) as one fp16 per block would round: 11 + 6 bits.)
 #pragma once
 
 #include <cstddef>
@@ -36,17 +45,25 @@ constexpr int kPackRows = 16;
 
 // Types with a packed layout. 32-blocks: dot(block) = d * sum((u - kBias) x).
 constexpr bool HasPackedLayout(GgmlType type) {
-  return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0 || type == GgmlType::kQ6_K;
+  return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0 || type == GgmlType::kQ6_K ||
+         type == GgmlType::kIQ4_NL || type == GgmlType::kIQ4_XS;
 }
 constexpr bool PackedForDecode(GgmlType type) { return type != GgmlType::kQ6_K; }
-constexpr int PackedQsBytes(GgmlType type) { return type == GgmlType::kQ4_0 ? 256 : 512; }
-constexpr int PackedBias(GgmlType type) { return type == GgmlType::kQ4_0 ? 8 : type == GgmlType::kQ8_0 ? 128 : 32; }
+// Nibbles per weight: Q4_0 and the iq4 types.
+constexpr bool PackedNibbles(GgmlType type) {
+  return type == GgmlType::kQ4_0 || type == GgmlType::kIQ4_NL || type == GgmlType::kIQ4_XS;
+}
+constexpr int PackedQsBytes(GgmlType type) { return PackedNibbles(type) ? 256 : 512; }
+constexpr int PackedBias(GgmlType type) {
+  return type == GgmlType::kQ4_0 ? 8 : type == GgmlType::kQ6_K ? 32 : 128;
+}
 constexpr int kQ6KQsBytes = 4096, kQ6KScBytes = 256;
 
 inline size_t PackedGroupStride(GgmlType type, int64_t n_in) {
-  const size_t bytes = type == GgmlType::kQ6_K
-                           ? static_cast<size_t>(n_in / kQK_K) * (kQ6KQsBytes + kQ6KScBytes + 2 * kPackRows)
-                           : static_cast<size_t>(n_in / kQK) * (PackedQsBytes(type) + 2 * kPackRows);
+  const size_t nb = static_cast<size_t>(n_in / kQK), nsb = static_cast<size_t>(n_in / kQK_K);
+  const size_t bytes = type == GgmlType::kQ6_K    ? nsb * (kQ6KQsBytes + kQ6KScBytes + 2 * kPackRows)
+                       : type == GgmlType::kIQ4_XS ? nb * (PackedQsBytes(type) + kPackRows) + nsb * 2 * kPackRows
+                                                   : nb * (PackedQsBytes(type) + 2 * kPackRows);
   return (bytes + 63) & ~size_t{63};
 }
 

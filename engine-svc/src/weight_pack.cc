@@ -23,20 +23,27 @@ inline void StoreLanes(__m128i v, uint8_t* lane0, int stride) {
   for (int i = 0; i < 4; ++i) std::memcpy(lane0 + i * stride, &w[i], 4);
 }
 
-void PackBlockQ4_0(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs, ggml_half* d) {
+// One row's 16 nibble bytes (weight e < 16 in the low nibble of qs[e], e >= 16
+// in the high nibble of qs[e - 16], as q4_0 and the iq4 types) into its lane
+// of the block's 4 packed vectors: vector i holds weights 8i..8i+3 in the
+// low nibbles, 8i+4..8i+7 in the high ones.
+void PackNibbles(const uint8_t* src, uint8_t* lane) {
   const __m128i m4 = _mm_set1_epi8(0x0F);
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+  const __m128i lo = _mm_shuffle_epi32(_mm_and_si128(v, m4), _MM_SHUFFLE(3, 1, 2, 0));  // weights 0-3, 8-11, 4-7, 12-15
+  const __m128i hi = _mm_shuffle_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _MM_SHUFFLE(3, 1, 2, 0));  // + 16
+  const __m128i low_nibbles = _mm_unpacklo_epi64(lo, hi);   // weights 0-3, 8-11, 16-19, 24-27
+  const __m128i high_nibbles = _mm_unpackhi_epi64(lo, hi);  // weights 4-7, 12-15, 20-23, 28-31
+  StoreLanes(_mm_or_si128(low_nibbles, _mm_slli_epi16(high_nibbles, 4)), lane, 64);
+}
+
+// q4_0 and iq4_nl: an fp16 d and 16 nibble bytes.
+template <class Block>
+void PackBlockNibbles(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs, ggml_half* d) {
   for (int r = 0; r < kPackRows; ++r) {
-    const block_q4_0& blk = reinterpret_cast<const block_q4_0*>(rows + r * row_bytes)[b];
+    const Block& blk = reinterpret_cast<const Block*>(rows + r * row_bytes)[b];
     d[r] = blk.d;
-    // GGUF: weight e < 16 in the low nibble of qs[e], e >= 16 in the high
-    // nibble of qs[e - 16]. Packed vector i: weights 8i..8i+3 in the low
-    // nibbles of lane r, 8i+4..8i+7 in the high ones.
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
-    const __m128i lo = _mm_shuffle_epi32(_mm_and_si128(v, m4), _MM_SHUFFLE(3, 1, 2, 0));  // weights 0-3, 8-11, 4-7, 12-15
-    const __m128i hi = _mm_shuffle_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _MM_SHUFFLE(3, 1, 2, 0));  // + 16
-    const __m128i low_nibbles = _mm_unpacklo_epi64(lo, hi);   // weights 0-3, 8-11, 16-19, 24-27
-    const __m128i high_nibbles = _mm_unpackhi_epi64(lo, hi);  // weights 4-7, 12-15, 20-23, 28-31
-    StoreLanes(_mm_or_si128(low_nibbles, _mm_slli_epi16(high_nibbles, 4)), qs + 4 * r, 64);
+    PackNibbles(blk.qs, qs + 4 * r);
   }
 }
 
@@ -86,8 +93,40 @@ void PackGroupsQ6K(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
   }
 }
 
+// Superblock s of 16 IQ4_XS rows: 8 blocks of nibbles, the superblock's d,
+// and each block's ls - 32 (packed_layout.h).
+void PackSuperblockIq4Xs(const uint8_t* rows, size_t row_bytes, int64_t s, uint8_t* qs, ggml_half* d, int8_t* sc) {
+  for (int r = 0; r < kPackRows; ++r) {
+    const block_iq4_xs& blk = reinterpret_cast<const block_iq4_xs*>(rows + r * row_bytes)[s];
+    d[r] = blk.d;
+    for (int ib = 0; ib < kQK_K / kQK; ++ib) {
+      sc[kPackRows * ib + r] = static_cast<int8_t>(iq4_xs_scale(blk, ib) - 32);
+      PackNibbles(blk.qs + ib * kQK / 2, qs + ib * internal::PackedQsBytes(GgmlType::kIQ4_XS) + 4 * r);
+    }
+  }
+}
+
+void PackGroupsIq4Xs(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
+  const size_t stride = internal::PackedGroupStride(w.type, w.n_in);
+  const int qs_bytes = internal::PackedQsBytes(w.type);
+  const int64_t nb = w.n_in / kQK, nsb = w.n_in / kQK_K, per = kQK_K / kQK;
+  const size_t used = static_cast<size_t>(nb) * (qs_bytes + kPackRows) + static_cast<size_t>(nsb) * 2 * kPackRows;
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* rows = static_cast<const uint8_t*>(w.data) + g * kPackRows * w.row_bytes;
+    uint8_t* group = out + g * stride;
+    auto* d = reinterpret_cast<ggml_half*>(group + nb * qs_bytes);
+    auto* sc = reinterpret_cast<int8_t*>(d + nsb * kPackRows);
+    for (int64_t s = 0; s < nsb; ++s) {
+      PackSuperblockIq4Xs(rows, w.row_bytes, s, group + s * per * qs_bytes, d + s * kPackRows,
+                          sc + s * per * kPackRows);
+    }
+    std::memset(group + used, 0, stride - used);
+  }
+}
+
 void PackGroups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
   if (w.type == GgmlType::kQ6_K) return PackGroupsQ6K(w, g0, g1, out);
+  if (w.type == GgmlType::kIQ4_XS) return PackGroupsIq4Xs(w, g0, g1, out);
   const size_t stride = internal::PackedGroupStride(w.type, w.n_in);
   const int qs_bytes = internal::PackedQsBytes(w.type);
   const int64_t nb = w.n_in / kQK;
@@ -98,7 +137,9 @@ void PackGroups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
     auto* d = reinterpret_cast<ggml_half*>(group + nb * qs_bytes);
     for (int64_t b = 0; b < nb; ++b) {
       if (w.type == GgmlType::kQ4_0) {
-        PackBlockQ4_0(rows, w.row_bytes, b, group + b * qs_bytes, d + b * kPackRows);
+        PackBlockNibbles<block_q4_0>(rows, w.row_bytes, b, group + b * qs_bytes, d + b * kPackRows);
+      } else if (w.type == GgmlType::kIQ4_NL) {
+        PackBlockNibbles<block_iq4_nl>(rows, w.row_bytes, b, group + b * qs_bytes, d + b * kPackRows);
       } else {
         PackBlockQ8_0(rows, w.row_bytes, b, group + b * qs_bytes, d + b * kPackRows);
       }
@@ -114,7 +155,7 @@ void PackedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
 bool WantsPacking(const WeightView& w) {
   static const bool disabled = std::getenv("LLMESH_NO_REPACK") != nullptr;
   return !disabled && internal::HasPackedLayout(w.type) && w.n_out % kPackRows == 0 &&
-         w.n_in % (w.type == GgmlType::kQ6_K ? kQK_K : kQK) == 0 &&
+         w.n_in % gguf::ggml_type_traits(w.type)->block_size == 0 &&
          w.packed == nullptr && DetectedSimdLevel() >= SimdLevel::kAvx512Vnni;
 }
 

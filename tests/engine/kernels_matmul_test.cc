@@ -115,7 +115,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatMulLevelTest, ::testing::ValuesIn(kTypes),
 TEST(MatMulPackedTest, MatchesTheRowMajorPathForEveryTokenCount) {
   if (DetectedSimdLevel() < SimdLevel::kAvx512Vnni) GTEST_SKIP() << "no AVX-512 VNNI: packing is off";
   ThreadPool pool1(1), pool2(2), pool3(3);
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ6_K}) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ6_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS}) {
     const std::vector<int64_t> n_ins = IsK(type) ? std::vector<int64_t>{256, 768, 2048} : std::vector<int64_t>{32, 608, 2048};
     for (int64_t n_in : n_ins) {
       const int64_t n_out = 80;  // 5 groups: an odd count per thread
@@ -126,8 +126,10 @@ TEST(MatMulPackedTest, MatchesTheRowMajorPathForEveryTokenCount) {
       store.Pack(&packed);
       ASSERT_NE(packed.packed, nullptr);
       if (type != GgmlType::kQ6_K) {  // same bytes as the GGUF rows, plus alignment
+        // (IQ4_XS: its 6-bit block scales unpacked to 8 bits, 2 bytes per row and superblock)
+        const size_t extra = type == GgmlType::kIQ4_XS ? 2 * n_in / 256 : 0;
         EXPECT_GE(store.bytes(), n_out * w.view.row_bytes);
-        EXPECT_LE(store.bytes(), n_out * w.view.row_bytes + 63 * (n_out / 16));
+        EXPECT_LE(store.bytes(), n_out * (w.view.row_bytes + extra) + 63 * (n_out / 16));
       }
       for (int64_t n_tok : {1, 2, 3, 7, 8, 13, 16, 64, 70}) {
         std::mt19937 rng(static_cast<uint32_t>(n_tok));
@@ -152,7 +154,7 @@ TEST(MatMulPackedTest, MatchesTheRowMajorPathForEveryTokenCount) {
 // so a thread's share can start inside one matrix and end in the next.
 TEST(MatMulPackedTest, ManyMatricesInOneCallEqualOneAtATime) {
   ThreadPool pool2(2), pool3(3);
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ6_K, GgmlType::kQ4_K}) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ6_K, GgmlType::kQ4_K, GgmlType::kIQ4_XS}) {
     const int64_t n_in = IsK(type) ? 512 : 608;
     Weights a = MakeWeights(type, n_in, 96, 1), b = MakeWeights(type, n_in, 32, 2), c = MakeWeights(type, n_in, 48, 3);
     PackedWeights store;
