@@ -49,6 +49,9 @@ GgmlType ChooseTensorType(std::string_view name, int n_dims, int64_t n_in, GgmlT
       case GgmlType::kQ6_K:
         t = GgmlType::kQ8_0;
         break;
+      case GgmlType::kIQ4_XS:
+        t = GgmlType::kIQ4_NL;
+        break;
       default:
         break;
     }
@@ -84,6 +87,10 @@ uint32_t FileTypeFor(GgmlType type) {
       return 17;
     case GgmlType::kQ6_K:
       return 18;
+    case GgmlType::kIQ4_NL:
+      return 25;
+    case GgmlType::kIQ4_XS:
+      return 30;
     case GgmlType::kBF16:
       return 32;
     default:
