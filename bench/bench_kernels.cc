@@ -105,10 +105,10 @@ void Shapes(benchmark::internal::Benchmark* b) {
 void Register() {
   for (GgmlType t : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kF16,
                      GgmlType::kBF16, GgmlType::kF32, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
-                     GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K}) {
+                     GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS}) {
     const std::string name(gguf::ggml_type_name(t));
     for (bool packed : {false, true}) {
-      // Packed rows (weight_pack.h) exist for Q4_0, Q8_0 and Q4_K..Q6_K on AVX-512 VNNI.
+      // Packed rows (weight_pack.h) exist for every type but Q2_K, Q3_K and the floats on AVX-512 VNNI.
       if (packed && !WantsPacking(WeightView{t, 256, 16, nullptr, 0})) continue;
       const std::string suffix = packed ? "/packed" : "";
       for (int64_t n_tok : {1, 4, 16, 32}) {

@@ -220,7 +220,7 @@ TileFn Avx2KTile(GgmlType type) {
     case GgmlType::kQ4_K: return &TileK<GgmlType::kQ4_K>;
     case GgmlType::kQ5_K: return &TileK<GgmlType::kQ5_K>;
     case GgmlType::kQ6_K: return &TileK<GgmlType::kQ6_K>;
-    default: return nullptr;
+    default: return Avx2IqTile(type);
   }
 }
 

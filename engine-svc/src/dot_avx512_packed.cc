@@ -2,7 +2,8 @@
 // vector lane set, so per block and activation row the work is 8 vpdpbusd
 // (each: 4 weights x 16 rows against 4 activation bytes broadcast), one int
 // to float conversion and one multiply and one fused multiply-add for the
-// scales; the weight decode (Q4_0: 4 loads, 8 and/shift) is shared by up to
+// scales; the weight decode (Q4_0: 4 loads, 8 and/shift; IQ4: 8 vpshufb
+// more) is shared by up to
 // 8 activation rows. The row-major kernels (dot_avx512.cc) spend more than
 // half their instructions per block on decode, lane permutes and per-row
 // scale spreads.
@@ -95,9 +96,10 @@ __attribute__((target("avx2"))) void InterleaveActs(int T, int64_t n, const uint
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,fma,f16c")
 
 // One block of the 16 rows as 8 vectors: v[k] lane r = weights 4k..4k+3 of row r.
+// The iq4 types look nibbles up in the grid biased by 128 (one vpshufb).
 template <GgmlType kType>
 inline void DecodeBlock(const uint8_t* qs, __m512i v[8]) {
-  if constexpr (kType != GgmlType::kQ8_0) {
+  if constexpr (kType != GgmlType::kQ8_0) {  // nibbles
     const __m512i m4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
     for (int i = 0; i < 4; ++i) {
       const __m512i p = _mm512_load_si512(qs + 64 * i);
@@ -108,9 +110,38 @@ inline void DecodeBlock(const uint8_t* qs, __m512i v[8]) {
         v[2 * i] = _mm512_ternarylogic_epi32(v[2 * i], _mm512_sll_epi32(h, _mm_cvtsi32_si128(4 - i)), bit4, 0xF8);
         v[2 * i + 1] = _mm512_ternarylogic_epi32(v[2 * i + 1], _mm512_srl_epi32(h, _mm_cvtsi32_si128(i)), bit4, 0xF8);
       }
+      if constexpr (IsIq4(kType)) {
+        const __m512i grid = _mm512_broadcast_i32x4(_mm_xor_si128(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(kValuesIq4nl)), _mm_set1_epi8(static_cast<char>(0x80))));
+        v[2 * i] = _mm512_shuffle_epi8(grid, v[2 * i]);
+        v[2 * i + 1] = _mm512_shuffle_epi8(grid, v[2 * i + 1]);
+      }
     }
   } else {
     for (int k = 0; k < 8; ++k) v[k] = _mm512_load_si512(qs + 64 * k);
+  }
+}
+
+// The 16 rows' weight scales of block b (of nb); `d` starts the group's
+// scale arrays. IQ4_XS: superblock d times the block's int8 ls - 32.
+template <GgmlType kType>
+inline __m512 BlockScales(const uint16_t* d, int64_t nb, int64_t b) {
+  if constexpr (kType == GgmlType::kIQ4_XS) {
+    const auto* sc = reinterpret_cast<const int8_t*>(d + nb / 8 * kPackRows);
+    const __m512 dsb = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + b / 8 * kPackRows)));
+    const __m128i ls = _mm_load_si128(reinterpret_cast<const __m128i*>(sc + b * kPackRows));
+    return _mm512_mul_ps(dsb, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(ls)));
+  }
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + b * kPackRows)));
+}
+template <GgmlType kType>
+inline void PrefetchScales(const uint16_t* d, int64_t nb, int64_t b) {
+  if constexpr (kType == GgmlType::kIQ4_XS) {
+    __builtin_prefetch(reinterpret_cast<const int8_t*>(d + nb / 8 * kPackRows) + b * kPackRows, 0, 3);
+    __builtin_prefetch(d + b / 8 * kPackRows, 0, 3);
+  } else {
+    __builtin_prefetch(d + b * kPackRows, 0, 3);
+    if constexpr (HasMins(kType)) __builtin_prefetch(d + (nb + b) * kPackRows, 0, 3);
   }
 }
 
@@ -146,11 +177,10 @@ void PackedKernel(int64_t n, const uint8_t* group, size_t stride, const uint8_t*
     for (int g = 0; g < G; ++g) {
       const uint8_t* q = qs[g] + b * kQs;
       for (int off = 0; off < kQs; off += 64) __builtin_prefetch(q + kAhead * kQs + off, 0, 3);
-      __builtin_prefetch(d[g] + (b + kAhead) * kPackRows, 0, 3);
-      if constexpr (HasMins(kType)) __builtin_prefetch(m[g] + (b + kAhead) * kPackRows, 0, 3);
+      PrefetchScales<kType>(d[g], nb, b + kAhead);
       __m512i v[8];
       DecodeBlock<kType>(q, v);
-      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d[g] + b * kPackRows)));
+      const __m512 dw = BlockScales<kType>(d[g], nb, b);
       __m512i isum[T][C];
       for (int t = 0; t < T; ++t) {
         isum[t][0] = HasMins(kType) ? _mm512_setzero_si512() : BroadcastI32(a + 36 * T + 4 * t);
@@ -207,6 +237,8 @@ PackedKernels Avx512VnniPacked(GgmlType type) {
     case GgmlType::kQ5_0: return {&Interleave<GgmlType::kQ5_0>, &Groups<GgmlType::kQ5_0>};
     case GgmlType::kQ5_1: return {&Interleave<GgmlType::kQ5_1>, &Groups<GgmlType::kQ5_1>};
     case GgmlType::kQ8_0: return {&Interleave<GgmlType::kQ8_0>, &Groups<GgmlType::kQ8_0>};
+    case GgmlType::kIQ4_NL: return {&Interleave<GgmlType::kIQ4_NL>, &Groups<GgmlType::kIQ4_NL>};
+    case GgmlType::kIQ4_XS: return {&Interleave<GgmlType::kIQ4_XS>, &Groups<GgmlType::kIQ4_XS>};
     default: return Avx512VnniPackedK(type);
   }
 }

@@ -23,7 +23,7 @@ ActKind ActKindFor(GgmlType type) {
     case GgmlType::kQ2_K: case GgmlType::kQ3_K: case GgmlType::kQ4_K:
     case GgmlType::kQ5_K: case GgmlType::kQ6_K:
       return ActKind::kQ8K;
-    default:
+    default:  // the 32-block family, and iq4_xs: its scales are per 32 too
       return ActKind::kQ8;
   }
 }
@@ -117,6 +117,7 @@ TileFn ScalarTile(GgmlType type) {
     LLMESH_CASE(kF32) LLMESH_CASE(kF16) LLMESH_CASE(kBF16)
     LLMESH_CASE(kQ4_0) LLMESH_CASE(kQ4_1) LLMESH_CASE(kQ5_0) LLMESH_CASE(kQ5_1) LLMESH_CASE(kQ8_0)
     LLMESH_CASE(kQ2_K) LLMESH_CASE(kQ3_K) LLMESH_CASE(kQ4_K) LLMESH_CASE(kQ5_K) LLMESH_CASE(kQ6_K)
+    LLMESH_CASE(kIQ4_NL) LLMESH_CASE(kIQ4_XS)
 #undef LLMESH_CASE
     default: return nullptr;
   }

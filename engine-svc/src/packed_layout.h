@@ -17,7 +17,16 @@
 //   m[nb][16]          Q4_1/Q5_1: the fp16 block mins
 // The nibble types pack two 4-weight groups per byte: in 64-byte vector i of
 // a block, byte 4*row + j holds weight 8i+j in its low nibble and 8i+4+j in
-// its high. Their 5th bits lie as Q5_K's below.
+// its high. Their 5th bits lie as Q5_K's below. IQ4_NL packs its nibbles as
+// Q4_0; the kernel looks them up in the grid biased by 128 (u = grid + 128,
+// 1..241).
+//
+// IQ4_XS packs its 32-blocks' nibbles as IQ4_NL, but its scales per
+// superblock s of 8 blocks, so they stay 8 bits per 32 weights:
+//   qs[nb][256]        as IQ4_NL
+//   d[nsb][16]         fp16 superblock scales
+//   sc[nb][16]         int8 ls - 32 of block b of row r at [b][r]
+// (d * (ls - 32) as one fp16 per block would round: 11 + 6 bits.)
 #pragma once
 
 #include <cstddef>
@@ -50,6 +59,7 @@ constexpr int kPackRows = 16;
 constexpr bool HasPackedLayout(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_0: case GgmlType::kQ4_1: case GgmlType::kQ5_0: case GgmlType::kQ5_1: case GgmlType::kQ8_0:
+    case GgmlType::kIQ4_NL: case GgmlType::kIQ4_XS:
     case GgmlType::kQ4_K: case GgmlType::kQ5_K: case GgmlType::kQ6_K:
       return true;
     default:
@@ -58,6 +68,7 @@ constexpr bool HasPackedLayout(GgmlType type) {
 }
 constexpr bool HasMins(GgmlType type) { return type == GgmlType::kQ4_1 || type == GgmlType::kQ5_1; }
 constexpr bool HasFifthBits(GgmlType type) { return type == GgmlType::kQ5_0 || type == GgmlType::kQ5_1; }
+constexpr bool IsIq4(GgmlType type) { return type == GgmlType::kIQ4_NL || type == GgmlType::kIQ4_XS; }
 constexpr bool IsPackedK(GgmlType type) {
   return type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
 }
@@ -68,7 +79,7 @@ constexpr int PackedBias(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_0: return 8;
     case GgmlType::kQ5_0: return 16;
-    case GgmlType::kQ8_0: return 128;
+    case GgmlType::kQ8_0: case GgmlType::kIQ4_NL: case GgmlType::kIQ4_XS: return 128;
     case GgmlType::kQ6_K: return 32;
     default: return 0;  // Q4_1, Q5_1 (a min instead), Q4_K, Q5_K
   }
@@ -85,9 +96,10 @@ constexpr int KRecordBytes(GgmlType type) {
 static_assert(KRecordBytes(GgmlType::kQ4_K) == 16 * 148 && KRecordBytes(GgmlType::kQ6_K) == 16 * 212);
 
 inline size_t PackedGroupStride(GgmlType type, int64_t n_in) {
-  const size_t bytes = IsPackedK(type) ? static_cast<size_t>(n_in / kQK_K) * KRecordBytes(type)
-                                       : static_cast<size_t>(n_in / kQK) *
-                                             (PackedQsBytes(type) + (HasMins(type) ? 4 : 2) * kPackRows);
+  const size_t nb = static_cast<size_t>(n_in / kQK), nsb = static_cast<size_t>(n_in / kQK_K);
+  const size_t bytes = IsPackedK(type)                ? nsb * KRecordBytes(type)
+                       : type == GgmlType::kIQ4_XS ? nb * (PackedQsBytes(type) + kPackRows) + nsb * 2 * kPackRows
+                                                   : nb * (PackedQsBytes(type) + (HasMins(type) ? 4 : 2) * kPackRows);
   return (bytes + 63) & ~size_t{63};
 }
 

@@ -1,5 +1,6 @@
 // Reference (de)quantizers for the plain float types and the 32-element block
-// family (q4_0, q4_1, q5_0, q5_1, q8_0, q8_1), plus the generic entry points.
+// family (q4_0, q4_1, q5_0, q5_1, q8_0, q8_1), plus the generic entry points
+// (K-quants in quants_k.cc, iq4 in quants_iq.cc).
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -222,6 +223,7 @@ bool IsSupportedType(GgmlType type) {
     case GgmlType::kQ4_0: case GgmlType::kQ4_1: case GgmlType::kQ5_0: case GgmlType::kQ5_1:
     case GgmlType::kQ8_0: case GgmlType::kQ8_1: case GgmlType::kQ2_K: case GgmlType::kQ3_K:
     case GgmlType::kQ4_K: case GgmlType::kQ5_K: case GgmlType::kQ6_K: case GgmlType::kQ8_K:
+    case GgmlType::kIQ4_NL: case GgmlType::kIQ4_XS:
       return true;
     default:
       return false;
@@ -264,6 +266,8 @@ absl::Status DequantizeRow(GgmlType type, const void* x, float* y, int64_t n) {
     LLMESH_CASE(kQ5_K, dequantize_row_q5_K, block_q5_K)
     LLMESH_CASE(kQ6_K, dequantize_row_q6_K, block_q6_K)
     LLMESH_CASE(kQ8_K, dequantize_row_q8_K, block_q8_K)
+    LLMESH_CASE(kIQ4_NL, dequantize_row_iq4_nl, block_iq4_nl)
+    LLMESH_CASE(kIQ4_XS, dequantize_row_iq4_xs, block_iq4_xs)
 #undef LLMESH_CASE
     default: break;
   }
@@ -290,6 +294,8 @@ absl::Status QuantizeRow(GgmlType type, const float* x, void* y, int64_t n) {
     LLMESH_CASE(kQ5_K, quantize_row_q5_K, block_q5_K)
     LLMESH_CASE(kQ6_K, quantize_row_q6_K, block_q6_K)
     LLMESH_CASE(kQ8_K, quantize_row_q8_K, block_q8_K)
+    LLMESH_CASE(kIQ4_NL, quantize_row_iq4_nl, block_iq4_nl)
+    LLMESH_CASE(kIQ4_XS, quantize_row_iq4_xs, block_iq4_xs)
 #undef LLMESH_CASE
     default: break;
   }

@@ -36,14 +36,6 @@ inline void StoreNibbleLanes(__m128i v, uint8_t* lane0) {
   StoreLanes(_mm_or_si128(low_nibbles, _mm_slli_epi16(high_nibbles, 4)), lane0, 64);
 }
 
-void PackBlockQ4_0(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs, ggml_half* d) {
-  for (int r = 0; r < kPackRows; ++r) {
-    const block_q4_0& blk = reinterpret_cast<const block_q4_0*>(rows + r * row_bytes)[b];
-    d[r] = blk.d;
-    StoreNibbleLanes(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)), qs + 4 * r);
-  }
-}
-
 // The 5th bits of a 32-weight unit (bit e of `bits` for weight e) into one lane:
 // bit 8k+i is weight 8i+k's, bit 8k+4+i weight 8i+4+k's.
 __attribute__((target("bmi2"))) inline uint32_t FifthBitLane(uint32_t bits) {
@@ -54,8 +46,8 @@ __attribute__((target("bmi2"))) inline uint32_t FifthBitLane(uint32_t bits) {
   return lane;
 }
 
-// Q4_1, Q5_0, Q5_1: Q4_0's nibbles, then the 5th bits (qh bit e is weight
-// e's) and the mins.
+// The nibble 32-blocks (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL): the nibbles, then
+// Q5's 5th bits (qh bit e is weight e's) and the _1 types' mins.
 template <class Block>
 __attribute__((target("bmi2"))) void PackBlockNibbles(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs, ggml_half* d, ggml_half* m) {
   for (int r = 0; r < kPackRows; ++r) {
@@ -168,8 +160,41 @@ void PackGroupsK(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
   }
 }
 
+// Superblock s of 16 IQ4_XS rows: 8 blocks of nibbles, the superblock's d,
+// and each block's ls - 32 (packed_layout.h).
+void PackSuperblockIq4Xs(const uint8_t* rows, size_t row_bytes, int64_t s, uint8_t* qs, ggml_half* d, int8_t* sc) {
+  for (int r = 0; r < kPackRows; ++r) {
+    const block_iq4_xs& blk = reinterpret_cast<const block_iq4_xs*>(rows + r * row_bytes)[s];
+    d[r] = blk.d;
+    for (int ib = 0; ib < kQK_K / kQK; ++ib) {
+      sc[kPackRows * ib + r] = static_cast<int8_t>(iq4_xs_scale(blk, ib) - 32);
+      StoreNibbleLanes(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs + ib * kQK / 2)),
+                       qs + ib * internal::PackedQsBytes(GgmlType::kIQ4_XS) + 4 * r);
+    }
+  }
+}
+
+void PackGroupsIq4Xs(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
+  const size_t stride = internal::PackedGroupStride(w.type, w.n_in);
+  const int qs_bytes = internal::PackedQsBytes(w.type);
+  const int64_t nb = w.n_in / kQK, nsb = w.n_in / kQK_K, per = kQK_K / kQK;
+  const size_t used = static_cast<size_t>(nb) * (qs_bytes + kPackRows) + static_cast<size_t>(nsb) * 2 * kPackRows;
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* rows = static_cast<const uint8_t*>(w.data) + g * kPackRows * w.row_bytes;
+    uint8_t* group = out + g * stride;
+    auto* d = reinterpret_cast<ggml_half*>(group + nb * qs_bytes);
+    auto* sc = reinterpret_cast<int8_t*>(d + nsb * kPackRows);
+    for (int64_t s = 0; s < nsb; ++s) {
+      PackSuperblockIq4Xs(rows, w.row_bytes, s, group + s * per * qs_bytes, d + s * kPackRows,
+                          sc + s * per * kPackRows);
+    }
+    std::memset(group + used, 0, stride - used);
+  }
+}
+
 void PackGroups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
   if (internal::IsPackedK(w.type)) return PackGroupsK(w, g0, g1, out);
+  if (w.type == GgmlType::kIQ4_XS) return PackGroupsIq4Xs(w, g0, g1, out);
   const size_t stride = internal::PackedGroupStride(w.type, w.n_in);
   const int qs_bytes = internal::PackedQsBytes(w.type);
   const int64_t nb = w.n_in / kQK;
@@ -183,10 +208,11 @@ void PackGroups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* out) {
       uint8_t* qs = group + b * qs_bytes;
       ggml_half *db = d + b * kPackRows, *mb = m + b * kPackRows;
       switch (w.type) {
-        case GgmlType::kQ4_0: PackBlockQ4_0(rows, w.row_bytes, b, qs, db); break;
+        case GgmlType::kQ4_0: PackBlockNibbles<block_q4_0>(rows, w.row_bytes, b, qs, db, mb); break;
         case GgmlType::kQ4_1: PackBlockNibbles<block_q4_1>(rows, w.row_bytes, b, qs, db, mb); break;
         case GgmlType::kQ5_0: PackBlockNibbles<block_q5_0>(rows, w.row_bytes, b, qs, db, mb); break;
         case GgmlType::kQ5_1: PackBlockNibbles<block_q5_1>(rows, w.row_bytes, b, qs, db, mb); break;
+        case GgmlType::kIQ4_NL: PackBlockNibbles<block_iq4_nl>(rows, w.row_bytes, b, qs, db, mb); break;
         default: PackBlockQ8_0(rows, w.row_bytes, b, qs, db); break;
       }
     }
@@ -201,7 +227,7 @@ void PackedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
 bool WantsPacking(const WeightView& w) {
   static const bool disabled = std::getenv("LLMESH_NO_REPACK") != nullptr;
   return !disabled && internal::HasPackedLayout(w.type) && w.n_out % kPackRows == 0 &&
-         w.n_in % (internal::IsPackedK(w.type) ? kQK_K : kQK) == 0 &&
+         w.n_in % gguf::ggml_type_traits(w.type)->block_size == 0 &&
          w.packed == nullptr && DetectedSimdLevel() >= SimdLevel::kAvx512Vnni;
 }
 

@@ -56,12 +56,10 @@ std::vector<float> RunMatMul(ThreadPool& pool, const WeightView& w, const std::v
 const GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ4_0,
                            GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0,
                            GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K,
-                           GgmlType::kQ6_K};
+                           GgmlType::kQ6_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS};
 
-bool IsK(GgmlType t) {
-  return t == GgmlType::kQ2_K || t == GgmlType::kQ3_K || t == GgmlType::kQ4_K ||
-         t == GgmlType::kQ5_K || t == GgmlType::kQ6_K;
-}
+// Types of 256-element blocks.
+bool IsK(GgmlType t) { return gguf::ggml_type_traits(t)->block_size == 256; }
 
 class MatMulLevelTest : public ::testing::TestWithParam<GgmlType> {};
 
@@ -118,7 +116,7 @@ TEST(MatMulPackedTest, MatchesTheRowMajorPathForEveryTokenCount) {
   if (DetectedSimdLevel() < SimdLevel::kAvx512Vnni) GTEST_SKIP() << "no AVX-512 VNNI: packing is off";
   ThreadPool pool1(1), pool2(2), pool3(3);
   for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0,
-                        GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+                        GgmlType::kIQ4_NL, GgmlType::kIQ4_XS, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
     const std::vector<int64_t> n_ins = IsK(type) ? std::vector<int64_t>{256, 768, 2048} : std::vector<int64_t>{32, 608, 2048};
     for (int64_t n_in : n_ins) {
       const int64_t n_out = 80;  // 5 groups: an odd count per thread
@@ -128,8 +126,8 @@ TEST(MatMulPackedTest, MatchesTheRowMajorPathForEveryTokenCount) {
       ASSERT_TRUE(WantsPacking(packed));
       store.Pack(&packed);
       ASSERT_NE(packed.packed, nullptr);
-      // The GGUF bytes, the K-quants' scales spread to a byte each (at most
-      // 3% more), and alignment.
+      // The GGUF bytes, the K-quants' and IQ4_XS's scales spread to a byte
+      // each (at most 3% more), and alignment.
       EXPECT_GE(store.bytes(), n_out * w.view.row_bytes);
       EXPECT_LE(store.bytes(), n_out * w.view.row_bytes * 103 / 100 + 63 * (n_out / 16));
       for (int64_t n_tok : {1, 2, 3, 7, 8, 13, 16, 64, 70}) {
@@ -155,7 +153,8 @@ TEST(MatMulPackedTest, MatchesTheRowMajorPathForEveryTokenCount) {
 // so a thread's share can start inside one matrix and end in the next.
 TEST(MatMulPackedTest, ManyMatricesInOneCallEqualOneAtATime) {
   ThreadPool pool2(2), pool3(3);
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ5_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ5_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K,
+                        GgmlType::kIQ4_XS}) {
     const int64_t n_in = IsK(type) ? 512 : 608;
     Weights a = MakeWeights(type, n_in, 96, 1), b = MakeWeights(type, n_in, 32, 2), c = MakeWeights(type, n_in, 48, 3);
     PackedWeights store;

@@ -25,7 +25,7 @@ struct TypeTol {
 // Measured on the tiny random model (2 layers, weights N(0, 0.02), 12
 // positions): f16 1.000000, bf16 0.99998, q8_0 0.99985, q6_K 0.9986, q5_K
 // 0.9953, q5_1 0.9952, q5_0 0.9917, q4_K 0.981, q4_1 0.975, q4_0 0.974,
-// q3_K 0.906, q2_K 0.772 vs F32; >= 0.99984 vs the reference for every type.
+// q3_K 0.906, q2_K 0.772, iq4_xs 0.977, iq4_nl 0.976 vs F32; >= 0.99984 vs the reference for every type.
 // Bounds leave margin for other seeds and SIMD levels. The vs-ref bound is
 // the on-the-fly Q8 quantization of activations (the reference multiplies
 // the same dequantized weights in float).
@@ -36,6 +36,7 @@ const TypeTol kTypes[] = {
     {GgmlType::kQ5_0, 0.985, 0.9995},   {GgmlType::kQ4_K, 0.96, 0.9995},
     {GgmlType::kQ4_1, 0.95, 0.9995},    {GgmlType::kQ4_0, 0.95, 0.9995},
     {GgmlType::kQ3_K, 0.85, 0.9995},    {GgmlType::kQ2_K, 0.65, 0.9995},
+    {GgmlType::kIQ4_NL, 0.96, 0.9995},  {GgmlType::kIQ4_XS, 0.96, 0.9995},
 };
 
 class QuantizedModel : public ::testing::TestWithParam<TypeTol> {

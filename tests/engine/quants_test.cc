@@ -265,7 +265,8 @@ INSTANTIATE_TEST_SUITE_P(
                       ErrorBound{GgmlType::kQ5_1, 0.05}, ErrorBound{GgmlType::kQ4_0, 0.12},
                       ErrorBound{GgmlType::kQ4_1, 0.10}, ErrorBound{GgmlType::kQ6_K, 0.025},
                       ErrorBound{GgmlType::kQ5_K, 0.045}, ErrorBound{GgmlType::kQ4_K, 0.09},
-                      ErrorBound{GgmlType::kQ3_K, 0.20}, ErrorBound{GgmlType::kQ2_K, 0.40}));
+                      ErrorBound{GgmlType::kQ3_K, 0.20}, ErrorBound{GgmlType::kQ2_K, 0.40},
+                      ErrorBound{GgmlType::kIQ4_NL, 0.09}, ErrorBound{GgmlType::kIQ4_XS, 0.09}));
 
 TEST(QuantsTest, UnsupportedTypesAndBadLengthsAreErrors) {
   float x[32] = {};
@@ -278,7 +279,7 @@ TEST(QuantsTest, UnsupportedTypesAndBadLengthsAreErrors) {
 TEST(QuantsTest, ZeroInputQuantizesToZero) {
   for (GgmlType t : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0,
                      GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
-                     GgmlType::kQ8_K}) {
+                     GgmlType::kQ8_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS}) {
     std::vector<float> x(256, 0.0f), y(256, 1.0f);
     std::vector<uint8_t> q(*gguf::ggml_row_size(t, 256));
     ASSERT_TRUE(QuantizeRow(t, x.data(), q.data(), 256).ok());

@@ -102,6 +102,9 @@ struct block_q8_K {
   int16_t bsums[kQK_K / 16];
 };
 
+// The grid of the non-linear 4-bit types (ggml's kvalues_iq4nl).
+inline constexpr int8_t kValuesIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
 // Non-linear 4-bit: x = d * kValuesIq4nl[q], q a nibble laid out as q4_0's.
 struct block_iq4_nl {
   ggml_half d;
@@ -217,6 +220,8 @@ void dequantize_row_q4_K(const block_q4_K* x, float* y, int64_t k);
 void dequantize_row_q5_K(const block_q5_K* x, float* y, int64_t k);
 void dequantize_row_q6_K(const block_q6_K* x, float* y, int64_t k);
 void dequantize_row_q8_K(const block_q8_K* x, float* y, int64_t k);
+void dequantize_row_iq4_nl(const block_iq4_nl* x, float* y, int64_t k);
+void dequantize_row_iq4_xs(const block_iq4_xs* x, float* y, int64_t k);
 
 // ---- reference quantizers: k floats into k/block_size blocks --------------
 void quantize_row_f32(const float* x, float* y, int64_t k);
@@ -234,6 +239,9 @@ void quantize_row_q4_K(const float* x, block_q4_K* y, int64_t k);
 void quantize_row_q5_K(const float* x, block_q5_K* y, int64_t k);
 void quantize_row_q6_K(const float* x, block_q6_K* y, int64_t k);
 void quantize_row_q8_K(const float* x, block_q8_K* y, int64_t k);
+// iq4: ggml's reference scale search against the grid (no importance matrix).
+void quantize_row_iq4_nl(const float* x, block_iq4_nl* y, int64_t k);
+void quantize_row_iq4_xs(const float* x, block_iq4_xs* y, int64_t k);
 
 // The 6-bit scale and min of sub-block j of a q4_K/q5_K `scales` array.
 inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
@@ -244,6 +252,13 @@ inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
     *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
     *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
   }
+}
+
+// The 6-bit scale of 32-block ib of an iq4_xs superblock, biased by 32.
+inline int iq4_xs_scale(const block_iq4_xs& b, int ib) {
+  const int lo = (b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF;
+  const int hi = (b.scales_h >> (2 * ib)) & 3;
+  return lo | (hi << 4);
 }
 
 // Round to nearest, ties away from zero handled as ggml's magic-number trick
