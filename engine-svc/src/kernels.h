@@ -131,6 +131,8 @@ TileFn Avx512Tile(GgmlType type);      // AVX-512F/BW/VL float paths
 TileFn Avx512VnniTile(GgmlType type);  // + VNNI integer paths, BF16 if the CPU has it
 TileFn Avx512VnniKTile(GgmlType type);  // the K-quants (dot_avx512_kquants.cc)
 TileFn Avx2KTile(GgmlType type);        // the K-quants (dot_avx2_kquants.cc)
+TileFn Avx512VnniTqTile(GgmlType type);  // the ternary types (dot_avx512_tq.cc)
+TileFn Avx2TqTile(GgmlType type);        // (dot_avx2_tq.cc)
 // dot_avx512_packed.cc; nullptr members for a type without a packed layout.
 PackedKernels Avx512VnniPacked(GgmlType type);
 bool CpuHasAvx512Bf16();

@@ -222,6 +222,7 @@ bool IsSupportedType(GgmlType type) {
     case GgmlType::kQ4_0: case GgmlType::kQ4_1: case GgmlType::kQ5_0: case GgmlType::kQ5_1:
     case GgmlType::kQ8_0: case GgmlType::kQ8_1: case GgmlType::kQ2_K: case GgmlType::kQ3_K:
     case GgmlType::kQ4_K: case GgmlType::kQ5_K: case GgmlType::kQ6_K: case GgmlType::kQ8_K:
+    case GgmlType::kTQ1_0: case GgmlType::kTQ2_0:
       return true;
     default:
       return false;
@@ -264,6 +265,8 @@ absl::Status DequantizeRow(GgmlType type, const void* x, float* y, int64_t n) {
     LLMESH_CASE(kQ5_K, dequantize_row_q5_K, block_q5_K)
     LLMESH_CASE(kQ6_K, dequantize_row_q6_K, block_q6_K)
     LLMESH_CASE(kQ8_K, dequantize_row_q8_K, block_q8_K)
+    LLMESH_CASE(kTQ1_0, dequantize_row_tq1_0, block_tq1_0)
+    LLMESH_CASE(kTQ2_0, dequantize_row_tq2_0, block_tq2_0)
 #undef LLMESH_CASE
     default: break;
   }
@@ -290,6 +293,8 @@ absl::Status QuantizeRow(GgmlType type, const float* x, void* y, int64_t n) {
     LLMESH_CASE(kQ5_K, quantize_row_q5_K, block_q5_K)
     LLMESH_CASE(kQ6_K, quantize_row_q6_K, block_q6_K)
     LLMESH_CASE(kQ8_K, quantize_row_q8_K, block_q8_K)
+    LLMESH_CASE(kTQ1_0, quantize_row_tq1_0, block_tq1_0)
+    LLMESH_CASE(kTQ2_0, quantize_row_tq2_0, block_tq2_0)
 #undef LLMESH_CASE
     default: break;
   }

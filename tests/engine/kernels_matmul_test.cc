@@ -56,11 +56,12 @@ std::vector<float> RunMatMul(ThreadPool& pool, const WeightView& w, const std::v
 const GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ4_0,
                            GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0,
                            GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K,
-                           GgmlType::kQ6_K};
+                           GgmlType::kQ6_K, GgmlType::kTQ1_0, GgmlType::kTQ2_0};
 
+// Types of 256-element blocks.
 bool IsK(GgmlType t) {
   return t == GgmlType::kQ2_K || t == GgmlType::kQ3_K || t == GgmlType::kQ4_K ||
-         t == GgmlType::kQ5_K || t == GgmlType::kQ6_K;
+         t == GgmlType::kQ5_K || t == GgmlType::kQ6_K || t == GgmlType::kTQ1_0 || t == GgmlType::kTQ2_0;
 }
 
 class MatMulLevelTest : public ::testing::TestWithParam<GgmlType> {};
