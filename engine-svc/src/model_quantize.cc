@@ -31,11 +31,18 @@ GgmlType ChooseTensorType(std::string_view name, int n_dims, int64_t n_in, GgmlT
   if (n_dims < 2) return GgmlType::kF32;
   GgmlType t = requested;
   const bool is_output = name == "output.weight" || (tied_output && name == "token_embd.weight");
+  const bool ternary = requested == GgmlType::kTQ1_0 || requested == GgmlType::kTQ2_0;
   if (!pure && is_output && !IsFloatType(requested) && requested != GgmlType::kQ8_0) {
     t = GgmlType::kQ6_K;  // llama.cpp keeps the lm head at higher precision
+  } else if (!pure && ternary && name == "token_embd.weight") {
+    t = GgmlType::kQ4_K;  // embeddings are not ternary; llama.cpp's choice
   }
   if (n_in % BlockSize(t) != 0) {
     switch (t) {
+      case GgmlType::kTQ1_0:
+      case GgmlType::kTQ2_0:
+        t = GgmlType::kQ4_0;  // as llama.cpp falls back
+        break;
       case GgmlType::kQ2_K:
       case GgmlType::kQ3_K:
         t = GgmlType::kQ4_0;
@@ -86,6 +93,10 @@ uint32_t FileTypeFor(GgmlType type) {
       return 18;
     case GgmlType::kBF16:
       return 32;
+    case GgmlType::kTQ1_0:
+      return 36;
+    case GgmlType::kTQ2_0:
+      return 37;
     default:
       return 0;
   }

@@ -21,7 +21,7 @@ void RegisterQuantizeCommands(CLI::App& app) {
       "quantize", "Convert an F32/F16/BF16 GGUF model to TYPE (norms stay F32, like llama.cpp)");
   cmd->add_option("IN", a->in, "Source GGUF model")->required();
   cmd->add_option("OUT", a->out, "Destination GGUF file")->required();
-  cmd->add_option("TYPE", a->type, "Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K F16 BF16 F32")
+  cmd->add_option("TYPE", a->type, "Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K TQ1_0 TQ2_0 F16 BF16 F32")
       ->required();
   cmd->add_flag("--pure", a->pure, "Every matrix gets TYPE (no Q6_K output layer)");
   cmd->add_option("-t,--threads", a->threads, "Threads (0 = all cores)");

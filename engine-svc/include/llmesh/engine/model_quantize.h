@@ -24,9 +24,10 @@ using ProgressFn = std::function<void(size_t done, size_t total)>;
 //  - 1-D tensors (norms, biases, rope_freqs) stay F32;
 //  - the output matrix (or token_embd when the output is tied) becomes Q6_K
 //    for quantized types other than Q8_0, unless `pure`;
+//  - for TQ1_0/TQ2_0 an untied token_embd becomes Q4_K, unless `pure`;
 //  - a row length that is not a multiple of the type's block size falls
 //    back as llama.cpp does (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1,
-//    Q6_K -> Q8_0), then to F16.
+//    Q6_K -> Q8_0, TQ1_0/TQ2_0 -> Q4_0), then to F16.
 gguf::GgmlType ChooseTensorType(std::string_view name, int n_dims, int64_t n_in,
                                 gguf::GgmlType requested, bool tied_output, bool pure);
 
