@@ -184,5 +184,20 @@ TEST(Quantize, ChooseTensorTypeFollowsLlamaCpp) {
             GgmlType::kF16);
 }
 
+// llama-quant.cpp's choices for the ternary file types: an untied token_embd
+// is Q4_K, rows not a multiple of 256 fall back to Q4_0 (then F16).
+TEST(Quantize, TernaryTypesFollowLlamaCpp) {
+  for (GgmlType tq : {GgmlType::kTQ1_0, GgmlType::kTQ2_0}) {
+    EXPECT_EQ(ChooseTensorType("blk.0.ffn_down.weight", 2, 6912, tq, false, false), tq);
+    EXPECT_EQ(ChooseTensorType("token_embd.weight", 2, 2560, tq, false, false), GgmlType::kQ4_K);
+    EXPECT_EQ(ChooseTensorType("token_embd.weight", 2, 2560, tq, true, false), GgmlType::kQ6_K);
+    EXPECT_EQ(ChooseTensorType("token_embd.weight", 2, 2560, tq, false, true), tq);
+    EXPECT_EQ(ChooseTensorType("blk.0.attn_q.weight", 2, 896, tq, false, false), GgmlType::kQ4_0);
+    EXPECT_EQ(ChooseTensorType("blk.0.attn_q.weight", 2, 40, tq, false, false), GgmlType::kF16);
+  }
+  EXPECT_EQ(FileTypeFor(GgmlType::kTQ1_0), 36u);  // LLAMA_FTYPE_MOSTLY_TQ1_0
+  EXPECT_EQ(FileTypeFor(GgmlType::kTQ2_0), 37u);
+}
+
 }  // namespace
 }  // namespace llmesh::engine
