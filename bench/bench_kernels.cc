@@ -105,7 +105,7 @@ void Shapes(benchmark::internal::Benchmark* b) {
 void Register() {
   for (GgmlType t : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kF16,
                      GgmlType::kBF16, GgmlType::kF32, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
-                     GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K}) {
+                     GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K, GgmlType::kTQ1_0, GgmlType::kTQ2_0}) {
     const std::string name(gguf::ggml_type_name(t));
     for (bool packed : {false, true}) {
       // Packed rows (weight_pack.h) exist for Q4_0, Q8_0 and Q6_K on AVX-512 VNNI.

@@ -7,15 +7,18 @@
 // vpdpbusd (u8 x s8) against the activations, whose sum comes free from
 // q8_K's per-16 sums and seeds the integer accumulator. Unpacking is the work:
 //   tq2_0: 2-bit fields, a shift and a mask (as q2_K's quants).
-//   tq1_0: 5 trits per byte as a base-3 fraction (quants_tq.cc). Trit n is
-//          the top trit of m = byte * 3^n mod 256, i.e. (m >= 86) + (m >= 171).
-//          Bytes are multiplied in 16-bit lanes, once for the even bytes and
-//          once for the odd ones (the carry out of the low byte spoils the
-//          high one); each 64-element chunk gathers its source bytes with a
-//          dword permute so one multiply covers it.
+//   tq1_0: 5 trits per byte as a base-3 fraction (quants_tq.cc): trit n of
+//          byte b is the top trit of m = b * 3^n mod 256, i.e. (m * 3) >> 8.
+//          With b zero-extended to 16 bits both steps are one instruction:
+//          b * (3^n << 8) keeps exactly m << 8, and its high half times 3 is
+//          the trit. Two such vectors of 32 trits pack to one of 64 bytes
+//          (vpackuswb, per 128-bit lane), so the activations of that chunk
+//          are permuted by qwords to match.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "kernels.h"
 
@@ -27,70 +30,79 @@ namespace {
 
 inline float Half(ggml_half h) { return _cvtsh_ss(h); }
 
+// Per type: Chunk(block, c) gives 64 trits as bytes; the activations of
+// chunk c are elements 64c..64c+63, permuted by kActPerm when set.
 template <GgmlType kType> struct TQ;
 
 template <> struct TQ<GgmlType::kTQ2_0> {
   using Block = block_tq2_0;
-  // Chunk c holds elements 64c..64c+63: bits 4(c&1) (low 32 bytes) and
-  // 4(c&1)+2 (high 32) of qs[32(c/2) ..].
-  static void Decode(const Block& b, __m512i u[4]) {
-    const __m512i mask = _mm512_set1_epi8(3);
-    for (int h = 0; h < 2; ++h) {
-      const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * h)));
-      u[2 * h] = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0)), mask);
-      u[2 * h + 1] = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4)), mask);
-    }
+  static constexpr bool kActPerm = false;
+  // Elements 64c..64c+63: bits 4(c&1) (low 32 bytes) and 4(c&1)+2 (high 32)
+  // of qs[32(c/2) ..].
+  static __m512i Chunk(const Block& b, int c) {
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * (c / 2))));
+    const int s = 4 * (c & 1);
+    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(s + 2, s + 2, s + 2, s + 2, s, s, s, s)),
+                            _mm512_set1_epi8(3));
   }
 };
 
-// Per chunk of tq1_0: the dwords of the block (qs 0..11, qh 12) each lane
-// reads, and the power of 3 each 16-bit lane multiplies by.
-struct Tq1Table {
-  alignas(64) int32_t src[4][16];
-  alignas(64) int16_t pow3[4][32];
-  constexpr Tq1Table() : src(), pow3() {
-    // byte ranges [from, to) of a chunk -> (first source dword, power of 3)
-    struct Run { int from, to, dword, pow; };
-    constexpr Run kRuns[4][7] = {
-        {{0, 32, 0, 1}, {32, 64, 0, 3}},                 // elements   0..63:  qs[0..32) trits 0, 1
-        {{0, 32, 0, 9}, {32, 64, 0, 27}},                // elements  64..127: trits 2, 3
-        {{0, 32, 0, 81}, {32, 48, 8, 1}, {48, 64, 8, 3}},  // 128..159 trit 4; qs[32..48) trits 0, 1
-        {{0, 16, 8, 9}, {16, 32, 8, 27}, {32, 48, 8, 81},  // 192..239: qs[32..48) trits 2, 3, 4
-         {48, 52, 12, 1}, {52, 56, 12, 3}, {56, 60, 12, 9}, {60, 64, 12, 27}},  // 240..255: qh trits 0..3
-    };
-    for (int c = 0; c < 4; ++c) {
-      for (const Run& r : kRuns[c]) {
-        for (int byte = r.from; byte < r.to; ++byte) {
-          if (byte % 4 == 0) src[c][byte / 4] = r.dword + (byte - r.from) / 4;
-          if (byte % 2 == 0) pow3[c][byte / 2] = static_cast<int16_t>(r.pow);
-        }
-      }
+// 3^n << 8 per 16-bit lane (see the header).
+constexpr int16_t kPow3Hi[5] = {1 << 8, 3 << 8, 9 << 8, 27 << 8, 81 << 8};
+
+struct Tq1Pow3 {
+  alignas(64) int16_t lo_hi[2][32];  // qs[32..48) twice: trits (0, 1), (2, 3)
+  alignas(64) int16_t tail[32];      // qs[32..48) trit 4 | qh trits 0..3 (4 bytes each)
+  constexpr Tq1Pow3() : lo_hi(), tail() {
+    for (int l = 0; l < 32; ++l) {
+      lo_hi[0][l] = kPow3Hi[l / 16];
+      lo_hi[1][l] = kPow3Hi[2 + l / 16];
+      tail[l] = l < 16 ? kPow3Hi[4] : kPow3Hi[(l - 16) / 4];
     }
   }
 };
-constexpr Tq1Table kTq1;
+constexpr Tq1Pow3 kTq1;
 
 template <> struct TQ<GgmlType::kTQ1_0> {
   using Block = block_tq1_0;
-  static void Decode(const Block& b, __m512i u[4]) {
-    // qs and qh (52 bytes); the masked load never reads past the block.
-    const __m512i raw = _mm512_maskz_loadu_epi8((1ull << 52) - 1, &b);
-    const __m512i hi_bytes = _mm512_set1_epi16(static_cast<int16_t>(0xFF00));
-    const __m512i one = _mm512_set1_epi8(1), two = _mm512_set1_epi8(2);
-    for (int c = 0; c < 4; ++c) {
-      const __m512i v = _mm512_permutexvar_epi32(_mm512_load_si512(kTq1.src[c]), raw);
-      const __m512i p = _mm512_load_si512(kTq1.pow3[c]);
-      const __m512i lo = _mm512_mullo_epi16(v, p);
-      const __m512i hi = _mm512_mullo_epi16(_mm512_and_si512(v, hi_bytes), p);
-      const __m512i m = _mm512_mask_blend_epi8(0xAAAAAAAAAAAAAAAAull, lo, hi);
-      const __mmask64 ge1 = _mm512_cmpge_epu8_mask(m, _mm512_set1_epi8(86));
-      const __mmask64 ge2 = _mm512_cmpge_epu8_mask(m, _mm512_set1_epi8(static_cast<char>(171)));
-      u[c] = _mm512_mask_mov_epi8(_mm512_maskz_mov_epi8(ge1, one), ge2, two);
+  static constexpr bool kActPerm = true;
+  // The top trits of 32 zero-extended bytes w times pow (3^n << 8 per lane).
+  static __m512i Trits(__m512i w, __m512i pow) {
+    // Opaque to GCC, which would otherwise turn the multiply by a uniform
+    // constant into twice as many shifts and adds.
+    __asm__("" : "+v"(pow));
+    return _mm512_mulhi_epu16(_mm512_mullo_epi16(w, pow), _mm512_set1_epi16(3));
+  }
+  static __m512i Widen(__m256i bytes) { return _mm512_cvtepu8_epi16(bytes); }
+  // Chunk c packs two vectors of 32 trits, elements 64c..64c+31 and
+  // 64c+32..64c+63 (quants_tq.cc's element order):
+  //   0: qs[0..32) trits 0 | 1          1: trits 2 | 3
+  //   2: qs[0..32) trit 4 | qs[32..48) trits 0, 1
+  //   3: qs[32..48) trits 2, 3 | qs[32..48) trit 4, qh trits 0..3
+  static __m512i Chunk(const Block& b, int c) {
+    const __m256i head = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+    const __m128i tail = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 32));
+    const __m512i tail2 = Widen(_mm256_broadcastsi128_si256(tail));
+    if (c < 2) {
+      const __m512i w = Widen(head);
+      return _mm512_packus_epi16(Trits(w, _mm512_set1_epi16(kPow3Hi[2 * c])),
+                                 Trits(w, _mm512_set1_epi16(kPow3Hi[2 * c + 1])));
     }
+    if (c == 2) {
+      return _mm512_packus_epi16(Trits(Widen(head), _mm512_set1_epi16(kPow3Hi[4])),
+                                 Trits(tail2, _mm512_load_si512(kTq1.lo_hi[0])));
+    }
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    const __m512i tail_qh = Widen(_mm256_inserti128_si256(_mm256_castsi128_si256(tail),
+                                                          _mm_set1_epi32(static_cast<int>(qh)), 1));
+    return _mm512_packus_epi16(Trits(tail2, _mm512_load_si512(kTq1.lo_hi[1])),
+                               Trits(tail_qh, _mm512_load_si512(kTq1.tail)));
   }
 };
 
-// R weight rows x T activation rows, one 256-element block per step.
+// R weight rows x T activation rows, one 256-element block per step, one
+// 64-element chunk at a time (few registers live at once).
 template <GgmlType kType, int R, int T>
 void TqKernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t x_stride, float* y,
               int64_t ldy) {
@@ -105,26 +117,35 @@ void TqKernel(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* x, si
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   const __m512i minus_one = _mm512_set1_epi16(-1);
+  // vpackuswb's order: qword 2l from the first vector's lane l, 2l+1 from the second's.
+  const __m512i act_perm = _mm512_set_epi64(7, 3, 6, 2, 5, 1, 4, 0);
 
   for (int64_t i = 0; i < nb; ++i) {  // hot loop
-    __m512i u[R][4];
-    for (int r = 0; r < R; ++r) {
-      PrefetchNextRows<R, T>(wr[r] + i, w_stride, sizeof(Block));
-      Q::Decode(wr[r][i], u[r]);
-    }
+    for (int r = 0; r < R; ++r) PrefetchNextRows<R, T>(wr[r] + i, w_stride, sizeof(Block));
+    __m512i isum[R][T];
     for (int t = 0; t < T; ++t) {
       // -sum(xq) spread over 8 lanes: the "- 1" of every weight.
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[t][i].bsums));
       const __m512i neg_sum = _mm512_madd_epi16(_mm512_zextsi256_si512(bs), minus_one);
-      __m512i isum[R];
-      for (int r = 0; r < R; ++r) isum[r] = neg_sum;
-      for (int c = 0; c < 4; ++c) {
-        const __m512i xv = _mm512_loadu_si512(xb[t][i].qs + 64 * c);
-        for (int r = 0; r < R; ++r) isum[r] = _mm512_dpbusd_epi32(isum[r], u[r][c], xv);
+      for (int r = 0; r < R; ++r) isum[r][t] = neg_sum;
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      __m512i xv[T];
+      for (int t = 0; t < T; ++t) {
+        xv[t] = _mm512_loadu_si512(xb[t][i].qs + 64 * c);
+        if constexpr (Q::kActPerm) xv[t] = _mm512_permutexvar_epi64(act_perm, xv[t]);
       }
       for (int r = 0; r < R; ++r) {
-        const __m512 scale = _mm512_set1_ps(Half(wr[r][i].d) * xb[t][i].d);
-        acc[r][t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum[r]), acc[r][t]);
+        const __m512i u = Q::Chunk(wr[r][i], c);
+        for (int t = 0; t < T; ++t) isum[r][t] = _mm512_dpbusd_epi32(isum[r][t], u, xv[t]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const float d = Half(wr[r][i].d);
+      for (int t = 0; t < T; ++t) {
+        const __m512 scale = _mm512_set1_ps(d * xb[t][i].d);
+        acc[r][t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum[r][t]), acc[r][t]);
       }
     }
   }
