@@ -227,8 +227,8 @@ INSTANTIATE_TEST_SUITE_P(Families, ArchFamily,
 
 // BitNet's ternary weights (F16 {-1, 0, 1} x scale, or {-1, 0, 1} with a
 // W.scale tensor) survive TQ1_0 and TQ2_0 exactly: both copies give the same
-// logits, and stay near F16's (only the activations' 8 bits and the Q6_K
-// tied embeddings differ).
+// logits (up to float summation order), and stay near F16's (only the
+// activations' 8 bits and the Q6_K tied embeddings differ).
 TEST(ArchFamilyBitnet, TernaryCopiesAgreeAndStayNearF16) {
   ThreadPool pool(2);
   for (const std::string arch : {"bitnet", "bitnet-scaled"}) {
@@ -258,7 +258,9 @@ TEST(ArchFamilyBitnet, TernaryCopiesAgreeAndStayNearF16) {
     const double corr = Correlation(want, got[1]);
     std::printf("%s: TQ1_0 vs TQ2_0 max %.6f; vs F16 max %.4f (%.2f%% of %.3f), correlation %.4f\n", arch.c_str(),
                 tq1_vs_tq2, vs_f16, 100 * vs_f16 / top, top, corr);
-    EXPECT_EQ(tq1_vs_tq2, 0.0f) << arch;
+    // Equal integer block sums; the lanes they are spread over (and so the
+    // float summation order) differ between the two kernels.
+    EXPECT_LT(tq1_vs_tq2, 1e-5f * top) << arch;
     EXPECT_LT(vs_f16, 0.06f * top) << arch;
     EXPECT_GE(corr, 0.99) << arch;
     EXPECT_EQ(ArgMax(got[1]), ArgMax(want)) << arch;

@@ -74,7 +74,8 @@ INSTANTIATE_TEST_SUITE_P(Families, SynthFamily,
                          [](const auto& info) { return std::string(ArchName(info.param)); });
 
 // bitnet's matrices come out ternary ({-1, 0, 1} times one F16 scale), so
-// TQ1_0 and TQ2_0 hold them exactly: the two files give the same logits,
+// TQ1_0 and TQ2_0 hold them exactly: the two files give the same logits
+// (up to float summation order),
 // and the bitnet-2b shape is BitNet b1.58 2B4T's.
 TEST(SynthBitnet, TernaryMatricesInBothTernaryTypes) {
   SynthShape sh = testing::TinyShape(Arch::kBitnet);
@@ -107,7 +108,8 @@ TEST(SynthBitnet, TernaryMatricesInBothTernaryTypes) {
     EXPECT_GT(nonzero, 100);  // |w| > scale / 2 = 0.4 sigma: about 70% of 256
     logits.push_back(testing::PrefillAll(*m, pool, tokens));
   }
-  for (size_t p = 0; p < tokens.size(); ++p) EXPECT_EQ(logits[0][p], logits[1][p]) << "pos " << p;
+  // The same integer block sums, spread over different lanes (float order).
+  for (size_t p = 0; p < tokens.size(); ++p) EXPECT_LT(testing::MaxAbsDiff(logits[0][p], logits[1][p]), 1e-5f) << p;
 
   auto real = SynthShapeByName("bitnet-2b");
   ASSERT_TRUE(real.ok());
