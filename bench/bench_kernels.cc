@@ -105,7 +105,8 @@ void Shapes(benchmark::internal::Benchmark* b) {
 void Register() {
   for (GgmlType t : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kF16,
                      GgmlType::kBF16, GgmlType::kF32, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
-                     GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS}) {
+                     GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ5_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS,
+                     GgmlType::kTQ1_0, GgmlType::kTQ2_0}) {
     const std::string name(gguf::ggml_type_name(t));
     for (bool packed : {false, true}) {
       // Packed rows (weight_pack.h) exist for every type but Q2_K, Q3_K and the floats on AVX-512 VNNI.

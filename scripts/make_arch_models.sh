@@ -9,7 +9,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 arch_dir="${LLMESH_SHARED_DIR:-$root/../shared}/arch"
 out="$1"; shift
 archs=("$@")
-[ ${#archs[@]} -gt 0 ] || archs=(qwen3 gemma2 gemma3 phi3 mistral3 olmo2 olmo3 granite smollm3 exaone4)
+[ ${#archs[@]} -gt 0 ] || archs=(qwen3 gemma2 gemma3 phi3 mistral3 olmo2 olmo3 granite smollm3 exaone4 bitnet bitnet-scaled)
 mkdir -p "$out"
 for a in "${archs[@]}"; do
   f="$out/$a-f16.gguf"

@@ -7,7 +7,7 @@
 //     q, k, v = xb @ Wq, Wk, Wv (+ biases);  rope(q, k) at each token's pos
 //     kv[seq][layer][pos] = k, v
 //     att = softmax(q k^T / sqrt(hd)) v   over the token's own sequence
-//     x += att @ Wo
+//     x += att @ Wo            (BitNet: rms_norm(att) * attn_sub_norm first)
 //     xb = rms_norm(x) * ffn_norm
 //     x += (silu(xb @ Wgate) * (xb @ Wup)) @ Wdown
 //   out = rms_norm(x[outputs]) * output_norm  (@ output for logits)
@@ -54,6 +54,11 @@ void ApplyRope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, RopeT
       v[b] = x0 * s + x1 * c;
     }
   }
+}
+
+// A matrix product's per-tensor multiplier (W.scale), 1 for most files.
+void ApplyScale(float* y, float s, int64_t n_tok, int64_t n) {
+  if (s != 1.0f) scale(y, s, n_tok * n);
 }
 
 void AddBias(float* y, const float* b, int64_t n_tok, int64_t n) {
@@ -222,6 +227,7 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
   const int64_t n_embd = hp.n_embd;
   const int64_t n_q = hp.n_embd_q(), n_k = hp.n_embd_k_gqa(), n_v = hp.n_embd_v_gqa();
   const int64_t hd_k = hp.n_embd_head_k;
+  const int64_t n_att = hp.n_head * hp.n_embd_head_v;
   const int64_t n_ff = hp.n_ff;
   const float eps = hp.f_norm_rms_eps;
   const size_t cs_stride = static_cast<size_t>(T) * hp.n_rot;  // one rope variant's (T, n_rot)
@@ -275,6 +281,9 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
 
     // ---- attention ----
     MmMany({&L.wq, &L.wk, &L.wv}, sublayer_input(L.attn_norm), T, {q_.data(), k_.data(), v_.data()});
+    ApplyScale(q_.data(), L.scale.q, T, n_q);
+    ApplyScale(k_.data(), L.scale.k, T, n_k);
+    ApplyScale(v_.data(), L.scale.v, T, n_v);
     AddBias(q_.data(), L.bq, T, n_q);
     AddBias(k_.data(), L.bk, T, n_k);
     AddBias(v_.data(), L.bv, T, n_v);
@@ -305,19 +314,29 @@ void ForwardContext::RunChunk(const Batch& batch, int32_t begin, int32_t end, Kv
       std::copy_n(v_.data() + t * n_v, n_v, kv.VRow(s, il, p));
     }
     Attention(batch, begin, T, il, kv);
+    if (L.attn_sub_norm != nullptr) {
+      for_tokens(n_att, [&](int32_t t) {
+        rms_norm(att_.data() + t * n_att, att_.data() + t * n_att, L.attn_sub_norm, n_att, eps);
+      });
+    }
     Mm(L.wo, att_.data(), T, xb2_.data());
+    ApplyScale(xb2_.data(), L.scale.o, T, n_embd);
     AddBias(xb2_.data(), L.bo, T, n_embd);
     residual(L.post_attn_norm, xb2_.data());
 
     // ---- feed-forward (gated: SwiGLU or GEGLU) ----
     MmMany({&L.w_gate, &L.w_up}, sublayer_input(L.ffn_norm), T, {hb_.data(), hb2_.data()});
+    ApplyScale(hb_.data(), L.scale.gate, T, n_ff);
+    ApplyScale(hb2_.data(), L.scale.up, T, n_ff);
     const bool gelu = fam.activation == FfnActivation::kGeluTanh;
     for_tokens(n_ff, [&](int32_t t) {
       float* g = hb_.data() + static_cast<size_t>(t) * n_ff;
       const float* u = hb2_.data() + static_cast<size_t>(t) * n_ff;
       gelu ? geglu(g, g, u, n_ff) : swiglu(g, g, u, n_ff);
+      if (L.ffn_sub_norm != nullptr) rms_norm(g, g, L.ffn_sub_norm, n_ff, eps);
     });
     Mm(L.w_down, hb_.data(), T, xb2_.data());
+    ApplyScale(xb2_.data(), L.scale.down, T, n_embd);
     residual(L.post_ffn_norm, xb2_.data());
   }
 

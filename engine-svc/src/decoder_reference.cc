@@ -8,10 +8,11 @@
 namespace llmesh::engine {
 namespace {
 
-// All rows of `w` as floats.
-std::vector<float> Dequantize(const WeightView& w) {
+// All rows of `w` as floats, times its per-tensor scale (W.scale).
+std::vector<float> Dequantize(const WeightView& w, float scale = 1.0f) {
   std::vector<float> out(static_cast<size_t>(w.n_out * w.n_in));
   for (int64_t r = 0; r < w.n_out; ++r) DequantizeWeightRow(w, r, out.data() + r * w.n_in);
+  for (float& v : out) v *= scale;
   return out;
 }
 
@@ -81,21 +82,23 @@ DecoderReference::DecoderReference(const Model& model, int32_t n_ctx)
     const LayerWeights& L = model.layers()[il];
     Layer& l = layers_.emplace_back();
     l.attn_norm = Copy(L.attn_norm, p.n_embd);
-    l.wq = Dequantize(L.wq);
-    l.wk = Dequantize(L.wk);
-    l.wv = Dequantize(L.wv);
+    l.wq = Dequantize(L.wq, L.scale.q);
+    l.wk = Dequantize(L.wk, L.scale.k);
+    l.wv = Dequantize(L.wv, L.scale.v);
     l.bq = Copy(L.bq, n_q);
     l.bk = Copy(L.bk, n_k);
     l.bv = Copy(L.bv, n_v);
     l.q_norm = Copy(L.q_norm, qn);
     l.k_norm = Copy(L.k_norm, kn);
-    l.wo = Dequantize(L.wo);
+    l.wo = Dequantize(L.wo, L.scale.o);
     l.bo = Copy(L.bo, p.n_embd);
+    l.attn_sub_norm = Copy(L.attn_sub_norm, p.n_head * p.n_embd_head_v);
     l.post_attn_norm = Copy(L.post_attn_norm, p.n_embd);
     l.ffn_norm = Copy(L.ffn_norm, p.n_embd);
-    l.w1 = Dequantize(L.w_gate);
-    l.w3 = Dequantize(L.w_up);
-    l.w2 = Dequantize(L.w_down);
+    l.w1 = Dequantize(L.w_gate, L.scale.gate);
+    l.w3 = Dequantize(L.w_up, L.scale.up);
+    l.w2 = Dequantize(L.w_down, L.scale.down);
+    l.ffn_sub_norm = Copy(L.ffn_sub_norm, p.n_ff);
     l.post_ffn_norm = Copy(L.post_ffn_norm, p.n_embd);
     l.rope = model.LayerRope(il, n_ctx_);
     l.rope_factors = Copy(l.rope.freq_factors, p.n_rot / 2);
@@ -209,14 +212,15 @@ const std::vector<float>& DecoderReference::Forward(int32_t token, int32_t pos) 
       }
     }
 
-    // output projection (+ bias), post-norm, residual multiplier, residual
+    // sub-norm (BitNet), output projection (+ bias), post-norm, residual multiplier, residual
     const int64_t n_att = p.n_head * hd_v;
+    if (!w.attn_sub_norm.empty()) rmsnorm(s.att_out.data(), s.att_out.data(), w.attn_sub_norm.data(), n_att, eps);
     matmul(s.xb2.data(), s.att_out.data(), w.wo.data(), n_att, dim);
     for (int64_t i = 0; i < dim && !w.bo.empty(); i++) s.xb2[i] += w.bo[i];
     if (!w.post_attn_norm.empty()) rmsnorm(s.xb2.data(), s.xb2.data(), w.post_attn_norm.data(), dim, eps);
     for (int64_t i = 0; i < dim; i++) x[i] += s.xb2[i] * (p.f_residual_scale > 0 ? p.f_residual_scale : 1.0f);
 
-    // ffn: w2(act(w1(x)) * w3(x)), act = silu or gelu(tanh)
+    // ffn: w2(act(w1(x)) * w3(x)), act = silu or gelu(tanh), sub-norm'd before w2 (BitNet)
     if (!w.ffn_norm.empty()) {
       rmsnorm(s.xb.data(), x, w.ffn_norm.data(), dim, eps);
     } else {
@@ -229,6 +233,7 @@ const std::vector<float>& DecoderReference::Forward(int32_t token, int32_t pos) 
       val = fam_.activation == FfnActivation::kSilu ? val * (1.0f / (1.0f + std::exp(-val))) : gelu_tanh(val);
       s.hb[i] = val * s.hb2[i];
     }
+    if (!w.ffn_sub_norm.empty()) rmsnorm(s.hb.data(), s.hb.data(), w.ffn_sub_norm.data(), hidden_dim, eps);
     matmul(s.xb2.data(), s.hb.data(), w.w2.data(), hidden_dim, dim);
     if (!w.post_ffn_norm.empty()) rmsnorm(s.xb2.data(), s.xb2.data(), w.post_ffn_norm.data(), dim, eps);
     for (int64_t i = 0; i < dim; i++) x[i] += s.xb2[i] * (p.f_residual_scale > 0 ? p.f_residual_scale : 1.0f);

@@ -221,6 +221,7 @@ TileFn Avx2Tile(GgmlType type) {
     case GgmlType::kQ5_0: return &TileQ32<GgmlType::kQ5_0>;
     case GgmlType::kQ5_1: return &TileQ32<GgmlType::kQ5_1>;
     case GgmlType::kQ8_0: return &TileQ32<GgmlType::kQ8_0>;
+    case GgmlType::kTQ1_0: case GgmlType::kTQ2_0: return Avx2TqTile(type);
     default: return Avx2KTile(type);
   }
 }

@@ -465,6 +465,7 @@ TileFn Avx512VnniTile(GgmlType type) {
     case GgmlType::kQ5_0: return &TileQ32<GgmlType::kQ5_0>;
     case GgmlType::kQ5_1: return &TileQ32<GgmlType::kQ5_1>;
     case GgmlType::kQ8_0: return &TileQ32<GgmlType::kQ8_0>;
+    case GgmlType::kTQ1_0: case GgmlType::kTQ2_0: return Avx512VnniTqTile(type);
     default: return Avx512VnniKTile(type);
   }
 }

@@ -22,6 +22,7 @@ ActKind ActKindFor(GgmlType type) {
       return ActKind::kBF16;
     case GgmlType::kQ2_K: case GgmlType::kQ3_K: case GgmlType::kQ4_K:
     case GgmlType::kQ5_K: case GgmlType::kQ6_K:
+    case GgmlType::kTQ1_0: case GgmlType::kTQ2_0:  // the ternary dots use q8_K's per-16 sums
       return ActKind::kQ8K;
     default:  // the 32-block family, and iq4_xs: its scales are per 32 too
       return ActKind::kQ8;
@@ -118,6 +119,7 @@ TileFn ScalarTile(GgmlType type) {
     LLMESH_CASE(kQ4_0) LLMESH_CASE(kQ4_1) LLMESH_CASE(kQ5_0) LLMESH_CASE(kQ5_1) LLMESH_CASE(kQ8_0)
     LLMESH_CASE(kQ2_K) LLMESH_CASE(kQ3_K) LLMESH_CASE(kQ4_K) LLMESH_CASE(kQ5_K) LLMESH_CASE(kQ6_K)
     LLMESH_CASE(kIQ4_NL) LLMESH_CASE(kIQ4_XS)
+    LLMESH_CASE(kTQ1_0) LLMESH_CASE(kTQ2_0)
 #undef LLMESH_CASE
     default: return nullptr;
   }

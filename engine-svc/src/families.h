@@ -21,5 +21,6 @@ const Family& Olmo2Family();
 const Family& GraniteFamily();
 const Family& SmolLM3Family();
 const Family& Exaone4Family();
+const Family& BitnetFamily();
 
 }  // namespace llmesh::engine::internal

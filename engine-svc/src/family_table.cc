@@ -10,11 +10,11 @@ namespace llmesh::engine {
 namespace {
 
 using FamilyFn = const Family& (*)();
-constexpr std::array<FamilyFn, 11> kFamilies = {
+constexpr std::array<FamilyFn, 12> kFamilies = {
     &internal::LlamaFamily,   &internal::Qwen2Family,    &internal::Qwen3Family,
     &internal::Gemma2Family,  &internal::Gemma3Family,   &internal::Phi3Family,
     &internal::Mistral3Family, &internal::Olmo2Family,   &internal::GraniteFamily,
-    &internal::SmolLM3Family, &internal::Exaone4Family,
+    &internal::SmolLM3Family, &internal::Exaone4Family,  &internal::BitnetFamily,
 };
 
 }  // namespace
@@ -50,6 +50,7 @@ std::string DescribeFeatures(const ModelParams& hp) {
   if (fam.qkv_bias) parts.push_back("qkv bias");
   parts.push_back(fam.activation == FfnActivation::kSilu ? "SwiGLU" : "GELU(tanh) gated");
   if (fam.embd_scale_sqrt) parts.push_back("embeddings x sqrt(n_embd)");
+  if (fam.sub_norms) parts.push_back("attention/FFN sub-norms");
   if (hp.n_swa > 0 && !hp.swa_layers.empty()) {
     int n = 0;
     for (uint8_t s : hp.swa_layers) n += s;

@@ -133,6 +133,8 @@ TileFn Avx512VnniKTile(GgmlType type);  // the K-quants (dot_avx512_kquants.cc)
 TileFn Avx2KTile(GgmlType type);        // the K-quants (dot_avx2_kquants.cc)
 TileFn Avx512VnniIqTile(GgmlType type);  // iq4_nl, iq4_xs (dot_avx512_iq.cc)
 TileFn Avx2IqTile(GgmlType type);        // iq4_nl, iq4_xs (dot_avx2_iq.cc)
+TileFn Avx512VnniTqTile(GgmlType type);  // the ternary types (dot_avx512_tq.cc)
+TileFn Avx2TqTile(GgmlType type);        // (dot_avx2_tq.cc)
 // dot_avx512_packed.cc; nullptr members for a type without a packed layout.
 PackedKernels Avx512VnniPacked(GgmlType type);
 PackedKernels Avx512VnniPackedK(GgmlType type);  // dot_avx512_packed_k.cc

@@ -134,7 +134,7 @@ absl::Status Model::Bind() {
       bool used, required;
     };
     const bool qk = fam.qk_norm != QkNorm::kNone;
-    const bool pre = fam.pre_norms, post = fam.post_norms;
+    const bool pre = fam.pre_norms, post = fam.post_norms, sub = fam.sub_norms;
     for (const Vec& v : {Vec{"attn_norm.weight", hp.n_embd, &L.attn_norm, pre, pre},
                          Vec{"ffn_norm.weight", hp.n_embd, &L.ffn_norm, pre, pre},
                          Vec{"attn_q.bias", n_q, &L.bq, true, hp.has_qkv_bias},
@@ -144,7 +144,9 @@ absl::Status Model::Bind() {
                          Vec{"attn_q_norm.weight", q_norm_n, &L.q_norm, qk, qk},
                          Vec{"attn_k_norm.weight", k_norm_n, &L.k_norm, qk, qk},
                          Vec{"post_attention_norm.weight", hp.n_embd, &L.post_attn_norm, post, post},
-                         Vec{"post_ffw_norm.weight", hp.n_embd, &L.post_ffn_norm, post, post}}) {
+                         Vec{"post_ffw_norm.weight", hp.n_embd, &L.post_ffn_norm, post, post},
+                         Vec{"attn_sub_norm.weight", n_o_in, &L.attn_sub_norm, sub, sub},
+                         Vec{"ffn_sub_norm.weight", hp.n_ff, &L.ffn_sub_norm, sub, sub}}) {
       if (!v.used) continue;
       auto p = ExpectF32Vector(f, nm(v.name), v.n, v.required);
       if (!p.ok()) return p.status();
@@ -189,6 +191,16 @@ absl::Status Model::Bind() {
     if (fused_up) {
       L.w_gate = RowRange(gate_up, 0, hp.n_ff);
       L.w_up = RowRange(gate_up, hp.n_ff, hp.n_ff);
+    }
+    for (const auto& [name, dst] : {std::pair{"attn_q.scale", &L.scale.q}, std::pair{"attn_k.scale", &L.scale.k},
+                                     std::pair{"attn_v.scale", &L.scale.v}, std::pair{"attn_output.scale", &L.scale.o},
+                                     std::pair{"ffn_gate.scale", &L.scale.gate}, std::pair{"ffn_up.scale", &L.scale.up},
+                                     std::pair{"ffn_down.scale", &L.scale.down}}) {
+      auto s = ExpectF32Vector(f, nm(name), 1, /*required=*/false);
+      if (!s.ok()) return s.status();
+      if (*s == nullptr) continue;
+      if (!std::isfinite(**s)) return absl::InvalidArgumentError(absl::StrCat("tensor '", nm(name), "' is not finite"));
+      *dst = **s;
     }
   }
   // A layer tensor beyond block_count means the metadata lies about the file.
@@ -243,6 +255,8 @@ size_t Model::BytesPerDecodedToken() const {
     for (const float* norm : {L.attn_norm, L.ffn_norm, L.post_attn_norm, L.post_ffn_norm}) {
       if (norm != nullptr) bytes += hp_.n_embd * sizeof(float);
     }
+    if (L.attn_sub_norm != nullptr) bytes += hp_.n_head * hp_.n_embd_head_v * sizeof(float);
+    if (L.ffn_sub_norm != nullptr) bytes += hp_.n_ff * sizeof(float);
   }
   return bytes;
 }

@@ -1,8 +1,10 @@
 #include "llmesh/engine/model_synth.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "llmesh/engine/family.h"
 #include "llmesh/gguf/gguf_writer.h"
@@ -91,7 +93,27 @@ const SynthShape kShapes[] = {
     {.name = "exaone4-1.2b", .arch = Arch::kExaone4, .n_embd = 2048, .n_layer = 30, .n_head = 32,
      .n_head_kv = 8, .n_ff = 4096, .n_ctx = 65536, .rope_freq_base = 1000000.0f,
      .tied_output = true, .n_vocab = 102400},
+    // BitNet b1.58 2B4T (Llama 3 vocabulary); its matrices are ternary.
+    {.name = "bitnet-2b", .arch = Arch::kBitnet, .n_embd = 2560, .n_layer = 30, .n_head = 20,
+     .n_head_kv = 5, .n_ff = 6912, .n_ctx = 4096, .rope_freq_base = 500000.0f, .tied_output = true,
+     .n_vocab = 128256},
 };
+
+// BitNet's per-tensor absmean scale of N(0, 0.02) weights, 0.02 * sqrt(2/pi),
+// rounded to a value F16 holds exactly so TQ1_0/TQ2_0 store it losslessly.
+constexpr float kTernaryScale = 0.015960693359375f;
+
+// {-1, 0, 1} * kTernaryScale: the rows of make_row rounded as BitNet's
+// quantization-aware training leaves its weights.
+RowFn TernaryRows(RowFn make_row, int64_t n_in) {
+  return [make_row = std::move(make_row), n_in](int64_t r, float* out) {
+    if (absl::Status s = make_row(r, out); !s.ok()) return s;
+    for (int64_t i = 0; i < n_in; ++i) {
+      out[i] = std::clamp(std::round(out[i] / kTernaryScale), -1.0f, 1.0f) * kTernaryScale;
+    }
+    return absl::OkStatus();
+  };
+}
 
 struct SynthTensor {
   std::string name;
@@ -216,6 +238,7 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
       ts.push_back({n("attn_q_norm.weight"), {q_norm_n}, true});
       ts.push_back({n("attn_k_norm.weight"), {k_norm_n}, true});
     }
+    if (fam.sub_norms) ts.push_back({n("attn_sub_norm.weight"), {n_q}, true});
     ts.push_back({n("attn_output.weight"), {n_q, sh.n_embd}});
     if (fam.post_norms) ts.push_back({n("post_attention_norm.weight"), {sh.n_embd}, true});
     if (fam.pre_norms) ts.push_back({n("ffn_norm.weight"), {sh.n_embd}, true});
@@ -225,6 +248,7 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
       ts.push_back({n("ffn_gate.weight"), {sh.n_embd, sh.n_ff}});
       ts.push_back({n("ffn_up.weight"), {sh.n_embd, sh.n_ff}});
     }
+    if (fam.sub_norms) ts.push_back({n("ffn_sub_norm.weight"), {sh.n_ff}, true});
     ts.push_back({n("ffn_down.weight"), {sh.n_ff, sh.n_embd}});
     if (fam.post_norms) ts.push_back({n("post_ffw_norm.weight"), {sh.n_embd}, true});
   }
@@ -257,6 +281,8 @@ absl::Status SynthesizeModel(const SynthOptions& opts, const std::string& out_pa
       };
     } else {
       make_row = NormalRows(opts.seed, t.name, 0.02f, n_in);
+      // BitNet's layer matrices are ternary; its embeddings are not.
+      if (arch == Arch::kBitnet && absl::StartsWith(t.name, "blk.")) make_row = TernaryRows(std::move(make_row), n_in);
     }
     return make_row;
   });

@@ -224,6 +224,7 @@ bool IsSupportedType(GgmlType type) {
     case GgmlType::kQ8_0: case GgmlType::kQ8_1: case GgmlType::kQ2_K: case GgmlType::kQ3_K:
     case GgmlType::kQ4_K: case GgmlType::kQ5_K: case GgmlType::kQ6_K: case GgmlType::kQ8_K:
     case GgmlType::kIQ4_NL: case GgmlType::kIQ4_XS:
+    case GgmlType::kTQ1_0: case GgmlType::kTQ2_0:
       return true;
     default:
       return false;
@@ -268,6 +269,8 @@ absl::Status DequantizeRow(GgmlType type, const void* x, float* y, int64_t n) {
     LLMESH_CASE(kQ8_K, dequantize_row_q8_K, block_q8_K)
     LLMESH_CASE(kIQ4_NL, dequantize_row_iq4_nl, block_iq4_nl)
     LLMESH_CASE(kIQ4_XS, dequantize_row_iq4_xs, block_iq4_xs)
+    LLMESH_CASE(kTQ1_0, dequantize_row_tq1_0, block_tq1_0)
+    LLMESH_CASE(kTQ2_0, dequantize_row_tq2_0, block_tq2_0)
 #undef LLMESH_CASE
     default: break;
   }
@@ -296,6 +299,8 @@ absl::Status QuantizeRow(GgmlType type, const float* x, void* y, int64_t n) {
     LLMESH_CASE(kQ8_K, quantize_row_q8_K, block_q8_K)
     LLMESH_CASE(kIQ4_NL, quantize_row_iq4_nl, block_iq4_nl)
     LLMESH_CASE(kIQ4_XS, quantize_row_iq4_xs, block_iq4_xs)
+    LLMESH_CASE(kTQ1_0, quantize_row_tq1_0, block_tq1_0)
+    LLMESH_CASE(kTQ2_0, quantize_row_tq2_0, block_tq2_0)
 #undef LLMESH_CASE
     default: break;
   }

@@ -218,8 +218,54 @@ TEST_P(ArchFamily, QuantizedCopiesStayClose) {
 
 INSTANTIATE_TEST_SUITE_P(Families, ArchFamily,
                          ::testing::Values("qwen3", "gemma2", "gemma3", "phi3", "mistral3", "olmo2",
-                                           "olmo3", "granite", "smollm3", "exaone4"),
-                         [](const auto& info) { return info.param; });
+                                           "olmo3", "granite", "smollm3", "exaone4", "bitnet", "bitnet-scaled"),
+                         [](const auto& info) {
+                           std::string name = info.param;  // test names allow no '-'
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+// BitNet's ternary weights (F16 {-1, 0, 1} x scale, or {-1, 0, 1} with a
+// W.scale tensor) survive TQ1_0 and TQ2_0 exactly: both copies give the same
+// logits (up to float summation order), and stay near F16's (only the
+// activations' 8 bits and the Q6_K tied embeddings differ).
+TEST(ArchFamilyBitnet, TernaryCopiesAgreeAndStayNearF16) {
+  ThreadPool pool(2);
+  for (const std::string arch : {"bitnet", "bitnet-scaled"}) {
+    auto f16 = LoadOrDie(ModelPath(arch));
+    ASSERT_NE(f16, nullptr);
+    const std::vector<float> want = PromptLogits(*f16, pool);
+    const float top = *std::max_element(want.begin(), want.end());
+    std::vector<std::vector<float>> got;
+    for (const gguf::GgmlType type : {gguf::GgmlType::kTQ1_0, gguf::GgmlType::kTQ2_0}) {
+      const std::string out = TempPath(arch + "-" + std::string(gguf::ggml_type_name(type)) + ".gguf");
+      QuantizeOptions o;
+      o.type = type;
+      o.n_threads = 2;
+      ASSERT_TRUE(QuantizeModel(ModelPath(arch), out, o).ok());
+      auto q = LoadOrDie(out);
+      ASSERT_NE(q, nullptr);
+      EXPECT_EQ(q->layers()[0].wq.type, type);
+      EXPECT_EQ(q->layers()[3].w_down.type, type);
+      EXPECT_EQ(q->tok_embd().type, gguf::GgmlType::kQ6_K);  // tied: the output's type
+      got.push_back(PromptLogits(*q, pool));
+    }
+    float tq1_vs_tq2 = 0, vs_f16 = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      tq1_vs_tq2 = std::max(tq1_vs_tq2, std::fabs(got[0][i] - got[1][i]));
+      vs_f16 = std::max(vs_f16, std::fabs(got[1][i] - want[i]));
+    }
+    const double corr = Correlation(want, got[1]);
+    std::printf("%s: TQ1_0 vs TQ2_0 max %.6f; vs F16 max %.4f (%.2f%% of %.3f), correlation %.4f\n", arch.c_str(),
+                tq1_vs_tq2, vs_f16, 100 * vs_f16 / top, top, corr);
+    // Equal integer block sums; the lanes they are spread over (and so the
+    // float summation order) differ between the two kernels.
+    EXPECT_LT(tq1_vs_tq2, 1e-5f * top) << arch;
+    EXPECT_LT(vs_f16, 0.06f * top) << arch;
+    EXPECT_GE(corr, 0.99) << arch;
+    EXPECT_EQ(ArgMax(got[1]), ArgMax(want)) << arch;
+  }
+}
 
 std::string FileBytes(const std::string& arch) {
   std::ifstream in(ModelPath(arch), std::ios::binary);
@@ -263,7 +309,8 @@ TEST(ArchFamilyLoad, MissingFamilyTensorIsNamed) {
   // qwen3's per-head q norm; olmo2's post-FFN norm; phi3's fused qkv.
   for (const auto& [arch, name] : {std::pair{"qwen3", "blk.0.attn_q_norm.weight"},
                                    std::pair{"olmo2", "blk.1.post_ffw_norm.weight"},
-                                   std::pair{"gemma2", "blk.2.post_attention_norm.weight"}}) {
+                                   std::pair{"gemma2", "blk.2.post_attention_norm.weight"},
+                                   std::pair{"bitnet", "blk.1.ffn_sub_norm.weight"}}) {
     std::string renamed = name;
     renamed[renamed.size() - 8] = 'X';  // "...norm.Xeight"
     auto m = Model::Load(PatchedCopy(arch, name, renamed));

@@ -17,7 +17,7 @@ namespace {
 TEST(FamilyTable, EveryArchHasOneFamilyFoundByItsName) {
   std::set<std::string_view> names;
   for (Arch a : {Arch::kLlama, Arch::kQwen2, Arch::kQwen3, Arch::kGemma2, Arch::kGemma3, Arch::kPhi3,
-                 Arch::kMistral3, Arch::kOlmo2, Arch::kGranite, Arch::kSmolLM3, Arch::kExaone4}) {
+                 Arch::kMistral3, Arch::kOlmo2, Arch::kGranite, Arch::kSmolLM3, Arch::kExaone4, Arch::kBitnet}) {
     const Family& f = FamilyOf(a);
     EXPECT_EQ(f.arch, a);
     EXPECT_TRUE(names.insert(f.name).second) << f.name;

@@ -56,7 +56,8 @@ std::vector<float> RunMatMul(ThreadPool& pool, const WeightView& w, const std::v
 const GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ4_0,
                            GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0,
                            GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K,
-                           GgmlType::kQ6_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS};
+                           GgmlType::kQ6_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS, GgmlType::kTQ1_0,
+                           GgmlType::kTQ2_0};
 
 // Types of 256-element blocks.
 bool IsK(GgmlType t) { return gguf::ggml_type_traits(t)->block_size == 256; }

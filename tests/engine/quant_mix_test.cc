@@ -98,6 +98,9 @@ TEST(QuantMixTest, OtherMixesFollowTheirRules) {
   EXPECT_EQ(ChooseTensorType(Mix("TQ2_0"), kTinyLlama, "token_embd.weight", 2, 2048, false), GgmlType::kQ4_K);
   EXPECT_EQ(ChooseTensorType(Mix("TQ1_0"), kTinyLlama, "output.weight", 2, 2048, false), GgmlType::kQ6_K);
   EXPECT_EQ(ChooseTensorType(Mix("TQ1_0"), kTinyLlama, "blk.0.ffn_up.weight", 2, 2048, false), GgmlType::kTQ1_0);
+  EXPECT_EQ(ChooseTensorType(Mix("TQ2_0"), MixModel{30, 4, 0, true}, "token_embd.weight", 2, 2560, false),
+            GgmlType::kQ6_K);  // tied: the lm head's rule wins
+  EXPECT_EQ(ChooseTensorType(Mix("TQ2_0"), kTinyLlama, "token_embd.weight", 2, 2560, true), GgmlType::kTQ2_0);
   // Float files keep every matrix at their type.
   EXPECT_EQ(ChooseTensorType(Mix("F16"), kTinyLlama, "output.weight", 2, 2048, false), GgmlType::kF16);
   EXPECT_EQ(ChooseTensorType(Mix("Q8_0"), kTinyLlama, "output.weight", 2, 2048, false), GgmlType::kQ8_0);

@@ -31,11 +31,13 @@ class DecoderReference {
     std::vector<float> wq, wk, wv;      // (n_q | n_kv_k | n_kv_v, n_embd)
     std::vector<float> bq, bk, bv;      // (n_q | n_kv_k | n_kv_v)
     std::vector<float> q_norm, k_norm;  // (hd) per head, or (n_q | n_kv_k)
-    std::vector<float> wo;              // (n_embd, n_head*hd_v)
+    std::vector<float> attn_sub_norm;   // (n_head*hd_v)
+    std::vector<float> wo;              // (n_embd, n_head*hd_v), wq..w2 times their W.scale
     std::vector<float> bo;              // (n_embd)
     std::vector<float> post_attn_norm;  // (n_embd)
     std::vector<float> ffn_norm;        // (n_embd)
     std::vector<float> w1, w3;          // (n_ff, n_embd) gate, up
+    std::vector<float> ffn_sub_norm;    // (n_ff)
     std::vector<float> w2;              // (n_embd, n_ff) down
     std::vector<float> post_ffn_norm;   // (n_embd)
     RopeParams rope;                    // this layer's rotation

@@ -16,15 +16,22 @@
 //     q *= attention temperature at pos                     (f_attn_temp_scale)
 //     s = q k^T * kq_scale; s = cap * tanh(s / cap)          (f_attn_softcap)
 //     s masked to the last n_swa positions on sliding layers  (swa_layers)
-//     a = softmax(s) v @ Wo
+//     a = softmax(s) v
+//     a = rms_norm(a) * attn_sub_norm                        (sub_norms)
+//     a = a @ Wo
 //     a = rms_norm(a) * post_attention_norm                  (post_norms)
 //     x += a (* f_residual_scale)
 //     h = pre_norms ? rms_norm(x) * ffn_norm : x
 //     f = (act(h @ Wgate) * (h @ Wup)) @ Wdown  act: SiLU or GELU(tanh) (activation;
-//         Wgate/Wup may be one fused ffn_up of 2*n_ff rows, gate first)
+//         Wgate/Wup may be one fused ffn_up of 2*n_ff rows, gate first;
+//         rms_norm(...) * ffn_sub_norm before Wdown           (sub_norms))
 //     f = rms_norm(f) * post_ffw_norm                        (post_norms)
 //     x += f (* f_residual_scale)
 //   logits = (rms_norm(x) * output_norm) @ output
+//
+// In any family, a matrix W may come with a one-element W.scale tensor
+// (BitNet's per-tensor scale beside {-1, 0, 1} weights): its product is
+// multiplied by it, before any bias.
 //            / f_logit_scale; cap * tanh(logits / cap)        (f_final_softcap)
 #pragma once
 
@@ -57,6 +64,7 @@ struct Family {
   FfnActivation activation = FfnActivation::kSilu;
   bool qkv_bias = false;         // attn_{q,k,v}.bias are required
   bool embd_scale_sqrt = false;  // embeddings * sqrt(n_embd)
+  bool sub_norms = false;        // attn_sub_norm before Wo, ffn_sub_norm before Wdown (BitNet)
   // The family's own metadata, read after the common keys; may set any field
   // of hp (sliding-window layers, NoPE layers, defaults llama.cpp hard-codes).
   absl::Status (*read_params)(const gguf::GgufFile& f, const std::string& arch,

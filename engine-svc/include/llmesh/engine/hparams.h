@@ -18,7 +18,7 @@
 namespace llmesh::engine {
 
 enum class Arch {
-  kLlama, kQwen2, kQwen3, kGemma2, kGemma3, kPhi3, kMistral3, kOlmo2, kGranite, kSmolLM3, kExaone4
+  kLlama, kQwen2, kQwen3, kGemma2, kGemma3, kPhi3, kMistral3, kOlmo2, kGranite, kSmolLM3, kExaone4, kBitnet
 };
 std::string_view ArchName(Arch arch);
 

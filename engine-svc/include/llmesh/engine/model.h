@@ -24,6 +24,8 @@
 //   blk.L.post_attention_norm.weight, post_ffw_norm.weight (n_embd)
 //   blk.L.attn_output.bias (n_embd)
 //   rope_factors_short.weight, rope_factors_long.weight (n_rot/2) LongRoPE
+//   blk.L.attn_sub_norm.weight (n_head*hd_v), blk.L.ffn_sub_norm.weight (n_ff)  BitNet
+//   blk.L.<matrix>.scale   (1) F32, any family: the matrix's product times it
 // (shapes written (rows, cols) = (ne[1], ne[0]))
 #pragma once
 
@@ -41,6 +43,12 @@
 
 namespace llmesh::engine {
 
+// Per-tensor multipliers of the layer's matrix products (W.scale tensors;
+// 1 where absent).
+struct MatrixScales {
+  float q = 1, k = 1, v = 1, o = 1, gate = 1, up = 1, down = 1;
+};
+
 struct LayerWeights {
   const float* attn_norm = nullptr;  // (n_embd), null without pre-norms
   // Fused files give row ranges of their one matrix here.
@@ -51,10 +59,13 @@ struct LayerWeights {
   const float* bo = nullptr;           // (n_embd) or null
   const float* q_norm = nullptr;       // (hd_k) per head, or (n_head*hd_k); or null
   const float* k_norm = nullptr;       // (hd_k) per head, or (n_head_kv*hd_k); or null
+  const float* attn_sub_norm = nullptr;   // (n_head*hd_v) before Wo, or null
   const float* post_attn_norm = nullptr;  // (n_embd) or null
   const float* ffn_norm = nullptr;     // (n_embd), null without pre-norms
   WeightView w_gate{}, w_up{}, w_down{};
+  const float* ffn_sub_norm = nullptr;   // (n_ff) before Wdown, or null
   const float* post_ffn_norm = nullptr;  // (n_embd) or null
+  MatrixScales scale;
 };
 
 class Model {

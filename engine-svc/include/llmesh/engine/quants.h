@@ -222,6 +222,8 @@ void dequantize_row_q6_K(const block_q6_K* x, float* y, int64_t k);
 void dequantize_row_q8_K(const block_q8_K* x, float* y, int64_t k);
 void dequantize_row_iq4_nl(const block_iq4_nl* x, float* y, int64_t k);
 void dequantize_row_iq4_xs(const block_iq4_xs* x, float* y, int64_t k);
+void dequantize_row_tq1_0(const block_tq1_0* x, float* y, int64_t k);  // quants_tq.cc
+void dequantize_row_tq2_0(const block_tq2_0* x, float* y, int64_t k);
 
 // ---- reference quantizers: k floats into k/block_size blocks --------------
 void quantize_row_f32(const float* x, float* y, int64_t k);
@@ -242,6 +244,8 @@ void quantize_row_q8_K(const float* x, block_q8_K* y, int64_t k);
 // iq4: ggml's reference scale search against the grid (no importance matrix).
 void quantize_row_iq4_nl(const float* x, block_iq4_nl* y, int64_t k);
 void quantize_row_iq4_xs(const float* x, block_iq4_xs* y, int64_t k);
+void quantize_row_tq1_0(const float* x, block_tq1_0* y, int64_t k);
+void quantize_row_tq2_0(const float* x, block_tq2_0* y, int64_t k);
 
 // The 6-bit scale and min of sub-block j of a q4_K/q5_K `scales` array.
 inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
