@@ -44,7 +44,8 @@ void InterleaveActs(int T, int64_t n, const uint8_t* x, size_t x_stride, uint8_t
           c = -32 * blk[s].bsums[j];
         } else if (j < 4) {
           const int16_t* b = blk[s].bsums + 4 * j;
-          c = static_cast<uint16_t>(b[0] + b[1]) | static_cast<int32_t>(static_cast<uint16_t>(b[2] + b[3])) << 16;
+          const uint32_t lo = static_cast<uint16_t>(b[0] + b[1]), hi = static_cast<uint16_t>(b[2] + b[3]);
+          c = static_cast<int32_t>(lo | hi << 16);
         }
         std::memcpy(o + 4 * (65 + j) * T + 4 * t, &c, 4);
       }

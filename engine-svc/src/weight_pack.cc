@@ -15,8 +15,9 @@ namespace {
 using internal::kPackRows;
 
 // Block b of 16 rows into the packed layout (packed_layout.h): each row's
-// block becomes one 32-bit lane of each of the block's vectors. SSE2 (the
-// x86-64 baseline) is enough; this runs once per model load.
+// block becomes one 32-bit lane of each of the block's vectors. SSE2 and
+// BMI2's pext are enough (packing runs once per model load, and only on
+// AVX-512 VNNI CPUs, which all have BMI2).
 inline void StoreLanes(__m128i v, uint8_t* lane0, int stride) {
   alignas(16) uint32_t w[4];
   _mm_store_si128(reinterpret_cast<__m128i*>(w), v);
@@ -49,7 +50,8 @@ __attribute__((target("bmi2"))) inline uint32_t FifthBitLane(uint32_t bits) {
 // The nibble 32-blocks (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL): the nibbles, then
 // Q5's 5th bits (qh bit e is weight e's) and the _1 types' mins.
 template <class Block>
-__attribute__((target("bmi2"))) void PackBlockNibbles(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs, ggml_half* d, ggml_half* m) {
+__attribute__((target("bmi2"))) void PackBlockNibbles(const uint8_t* rows, size_t row_bytes, int64_t b, uint8_t* qs,
+                                                      ggml_half* d, ggml_half* m) {
   for (int r = 0; r < kPackRows; ++r) {
     const Block& blk = reinterpret_cast<const Block*>(rows + r * row_bytes)[b];
     d[r] = blk.d;
